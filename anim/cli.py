@@ -1,0 +1,108 @@
+"""Command line: `render.py PRESET [key=value ...] [options]` and `render.py batch ...`."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from anim.errors import AnimError
+
+USAGE_EXAMPLES = """examples:
+  python render.py presets/smoke.yaml
+  python render.py presets/zoom_tunnel.yaml max_frames=24 motion.zoom="0:(1.05)" --dry-run
+  python render.py presets/zoom_tunnel.yaml --frames 0:30 --out outputs/tunnel
+  python render.py --resume outputs/tunnel
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The render command's arguments."""
+    parser = argparse.ArgumentParser(
+        prog="render.py", description="Render a keyframed Stable Diffusion animation from a YAML preset.",
+        epilog=USAGE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("preset", nargs="?", help="preset YAML file (optional with --resume)")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="override preset keys, dotted paths, values as YAML (motion.zoom=\"0:(1.05)\")")
+    parser.add_argument("--out", type=Path, help="run folder (default outputs/<preset>-<time>/)")
+    parser.add_argument("--frames", metavar="A:B", help="render only frames A..B-1 (half-open, like a slice)")
+    parser.add_argument("--dry-run", action="store_true", help="resolve the schedule, write CSV/plot, load no model")
+    parser.add_argument("--preview", action="store_true", help="camera path only: warp frame 0 by the motion, no diffusion")
+    parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run in RUN_DIR")
+    parser.add_argument("--force", action="store_true", help="resume even though the preset changed")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; user errors print one or two lines and return 2."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] == "batch":
+            from anim.batch import batch_main
+
+            return batch_main(argv[1:])
+        return render_main(argv)
+    except AnimError as exc:
+        print(f"anim: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("anim: interrupted; resume with --resume RUN_DIR", file=sys.stderr)
+        return 130
+
+
+def render_main(argv: list[str]) -> int:
+    """Parse, load the preset, then dry-run, preview or render."""
+    from anim.errors import PresetError
+    from anim.runfolder import open_run
+
+    args = build_parser().parse_args(argv)
+    # argparse puts a first key=value into `preset` when --resume is used without a preset file.
+    if args.preset and "=" in args.preset and not Path(args.preset).exists():
+        args.overrides.insert(0, args.preset)
+        args.preset = None
+    if not args.preset and not args.resume:
+        raise PresetError("no preset given: python render.py PRESET.yaml (or --resume RUN_DIR)")
+    run = open_run(args.preset, args.overrides, out=args.out, resume=args.resume, force=args.force)
+    if args.dry_run:
+        return dry_run(run, args.frames)
+    from anim.engine import render_run  # imports torch and diffusers: only when frames are made
+
+    return render_run(run, frames=args.frames, preview=args.preview, quiet=args.quiet)
+
+
+def dry_run(run, frames_text: str | None) -> int:
+    """Write preset.resolved.yaml, schedule.csv and schedule.png, print a summary; no model."""
+    from anim.plan import parse_frame_range
+
+    started = time.perf_counter()
+    frames = parse_frame_range(frames_text, run.preset.max_frames)
+    run.write_plan(frames)
+    print(summary(run, frames, time.perf_counter() - started))
+    return 0
+
+
+def summary(run, frames: range, seconds: float) -> str:
+    """A compact, human summary of what the render will do."""
+    p, table = run.preset, run.table
+    lines = [
+        f"{run.source}: {len(frames)} of {p.max_frames} frames ({frames.start}..{frames.stop - 1}), "
+        f"{p.width}x{p.height} @ {p.fps:g} fps = {p.max_frames / p.fps:.1f} s",
+        f"model {p.model}, sampler {p.sampler}, seed {p.seed} ({p.seed_behavior}), motion {p.motion.mode}, "
+        f"colour {p.color_coherence}",
+    ]
+    varying = table.varying()
+    for name in varying[:12]:
+        column = table.column(name)
+        lines.append(f"  {name:<20} {column.min():>10.4g} .. {column.max():<10.4g}")
+    if len(varying) > 12:
+        lines.append(f"  ... and {len(varying) - 12} more varying values (see schedule.csv)")
+    keyframes = sorted({row.prompt for row in table.prompts})
+    lines.append(f"prompts: {len(keyframes)} distinct, blend {p.prompt_blend} frames")
+    lines.append(f"wrote {run.dir}/ preset.resolved.yaml schedule.csv schedule.png ({seconds:.2f} s, no model loaded)")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

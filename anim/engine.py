@@ -1,0 +1,252 @@
+"""The frame loop: for each frame, warp -> coherence -> img2img -> colour match -> write -> checkpoint.
+
+Resume is exact by construction: the loop carries only what the PNGs hold (the previous frame and the
+colour reference are 8-bit, as written), and every random draw derives from the frame's own seed.
+"""
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from anim.coherence import from_uint8_hwc, to_uint8_hwc
+from anim.errors import InputError, ModelError, PresetError
+from anim.output import FrameWriter, a1111_parameters, close_logger, is_complete_png, read_png_u8, run_logger
+from anim.plan import parse_frame_range
+from anim.preset import frames_hash
+from anim.runfolder import STATE, Run
+from anim.stages import finish, has_bad_pixels, load_image, prepare_init, test_card, warp
+from anim.video import encode_video
+from anim.yamlio import atomic_write_text
+
+import json
+
+
+class PreviewMaker:
+    """--preview: the camera path only. Frame 0 is the init image (or a test card); no diffusion."""
+
+    mode = "preview"
+    sampler_label, model_hash, model_name = "none (preview)", "none", "preview"
+
+    def __init__(self, run: Run, device: torch.device) -> None:
+        p = run.preset
+        self.preset, self.device = p, device
+        if p.init_image:
+            self.first = load_image(p.init_image, p.width, p.height, device, "init_image")
+        else:
+            self.first = from_uint8_hwc(test_card(p.width, p.height), device)
+
+    def make(self, row: dict, prev: torch.Tensor | None, reference: torch.Tensor | None, times: dict):
+        """(image, denoise used or None)."""
+        if prev is None:
+            return self.first, None
+        started = time.perf_counter()
+        image = warp(prev, row, self.preset)
+        times["warp"] += time.perf_counter() - started
+        return image, None
+
+
+class DiffusionMaker:
+    """A real frame: models loaded once; txt2img or init-image img2img first, then warp + img2img."""
+
+    mode = "render"
+
+    def __init__(self, run: Run, device_name: str, times: dict) -> None:
+        from anim.conditioning import PromptEncoder
+        from anim.diffuse import Diffuser
+        from anim.models import apply_loras, load_models
+        from anim.samplers import a1111_label
+
+        p = self.preset = run.preset
+        started = time.perf_counter()
+        self.models = load_models(p.model, vae=p.vae, allow_pickle=p.allow_pickle, device=device_name, dtype=p.dtype)
+        if p.loras:
+            apply_loras(self.models, [(lora.path, lora.weight) for lora in p.loras])
+        self.device = self.models.device
+        self.encoder = PromptEncoder(self.models.tokenizer, self.models.text_encoder, self.device, self.models.dtype)
+        self.diffuser = Diffuser(self.models)
+        self.sampler_label = a1111_label(p.sampler)
+        self.model_hash, self.model_name = self.models.model_hash, self.models.name
+        self.init = load_image(p.init_image, p.width, p.height, self.device, "init_image") if p.init_image else None
+        times["load models"] += time.perf_counter() - started
+
+    def make(self, row: dict, prev: torch.Tensor | None, reference: torch.Tensor | None, times: dict):
+        """(image, denoise used or None for txt2img)."""
+        from anim.models import set_lora_weights
+
+        p = self.preset
+        if p.loras:
+            set_lora_weights(self.models, [row[f"lora{i}_weight"] for i in range(len(p.loras))])
+        started = time.perf_counter()
+        cond, uncond = self.encoder.conditioning(
+            row["prompt"], row["negative_prompt"], row["blend_prompt"], row["blend_negative_prompt"],
+            row["blend_weight"], mode=p.prompt_blend_mode,
+        )
+        times["prompt"] += time.perf_counter() - started
+        if prev is None:  # 1. the first frame: txt2img, or img2img of init_image with init_denoise
+            init, denoise = self.init, (p.init_denoise if self.init is not None else None)
+        else:
+            started = time.perf_counter()
+            init = warp(prev, row, p)  # 2. warp the previous output by this frame's camera motion
+            init = prepare_init(init, reference, row, p)  # 3. colour match, contrast, unsharp, noise
+            denoise = row["denoise"]
+            times["warp+coherence"] += time.perf_counter() - started
+        started = time.perf_counter()
+        image = self.diffuser(  # 5. img2img (or txt2img) with the frame's settings and seed
+            init=init, cond=cond, uncond=uncond, denoise=1.0 if denoise is None else denoise,
+            cfg_scale=row["cfg_scale"], steps=int(row["steps"]), sampler=p.sampler, seed=int(row["seed"]),
+            width=p.width, height=p.height,
+        )
+        times["diffusion"] += time.perf_counter() - started
+        if has_bad_pixels(image):
+            raise ModelError(f"frame {row['frame']}: the model produced NaN/inf pixels (try dtype: fp32 or another vae)")
+        started = time.perf_counter()
+        image = finish(image, reference, p)  # 6. colour match the output again
+        times["warp+coherence"] += time.perf_counter() - started
+        return image, denoise
+
+
+def _device_name(preset_device: str) -> str:
+    """'auto' -> cuda when available (the models module does the same for real renders)."""
+    if preset_device != "auto":
+        return preset_device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def check_inputs(run: Run) -> None:
+    """Fail before any work when an input file named by the preset is missing."""
+    p = run.preset
+    for key, value in (("init_image", p.init_image), ("color_reference", p.color_reference),
+                       ("output.audio", p.output.audio)):
+        if value and not Path(value).is_file():
+            raise InputError(f"{key}: file not found: {value}")
+    if p.init_video or p.controlnet:
+        raise PresetError("init_video / controlnet: video input and ControlNet units are not built yet (issue C)")
+    if p.motion.mode == "3d":
+        raise PresetError("motion.mode: '3d' needs the depth camera, which is not built yet; use 2d or none")
+
+
+class _State:
+    """state.json: what the next frame is and what it depends on, written after each durable PNG."""
+
+    def __init__(self, run: Run, mode: str) -> None:
+        self.run, self.mode = run, mode
+        self.hash = frames_hash(run.preset)
+        self.reference_path: str | None = None
+
+    def load(self) -> None:
+        """Refuse to mix preview and render frames; pick up the recorded colour reference."""
+        state = self.run.read_state()
+        if state is None:
+            return
+        if state.get("mode", "render") != self.mode:
+            raise PresetError(f"{self.run.dir}: holds a {state.get('mode')} run; use another --out for --{self.mode}")
+        self.reference_path = state.get("color_reference")
+
+    def written(self, index: int) -> None:
+        """Called by the writer thread once frame `index` is on disk."""
+        state = {
+            "version": 1, "mode": self.mode, "frames_hash": self.hash, "last_frame": index,
+            "next_frame": index + 1, "max_frames": self.run.preset.max_frames,
+            "color_reference": self.reference_path,
+            "rng": {"scheme": "per-frame", "note": "every draw is seeded by the frame's seed (schedule.csv)"},
+        }
+        atomic_write_text(self.run.dir / STATE, json.dumps(state, indent=1))
+
+
+def _reference(run: Run, state: _State, device: torch.device) -> torch.Tensor | None:
+    """The colour-coherence reference: color_reference image, else the recorded or first frame."""
+    p = run.preset
+    if p.color_reference:
+        return load_image(p.color_reference, p.width, p.height, device, "color_reference")
+    candidates = [state.reference_path] if state.reference_path else []
+    candidates.append(str(run.frame_path(0).relative_to(run.dir)))
+    for rel in candidates:
+        path = run.dir / rel
+        if is_complete_png(path):
+            state.reference_path = rel
+            return from_uint8_hwc(read_png_u8(path), device)
+    return None
+
+
+def render_run(run: Run, frames: str | None = None, preview: bool = False, quiet: bool = False) -> int:
+    """Render (or preview) the frames of `run` that are not on disk yet, then encode the video."""
+    p = run.preset
+    frame_range = parse_frame_range(frames, p.max_frames)
+    check_inputs(run)
+    state = _State(run, "preview" if preview else "render")
+    state.load()
+    run.write_plan()
+    log = run_logger(run.dir / "log.txt")
+    times: dict[str, float] = defaultdict(float)
+    todo = [f for f in frame_range if not is_complete_png(run.frame_path(f))]
+    log.info("%s %s: frames %d..%d, %d to do, hash %s", state.mode, run.source, frame_range.start,
+             frame_range.stop - 1, len(todo), state.hash)
+    try:
+        if todo:
+            _render_frames(run, todo, state, preview, quiet, times, log)
+        started = time.perf_counter()
+        video = _encode(run, frame_range) if p.output.video else None
+        times["video"] += time.perf_counter() - started
+    except BaseException as exc:
+        log.error("stopped: %s: %s", type(exc).__name__, exc)
+        raise
+    finally:
+        log.info("timing (s): %s", ", ".join(f"{k} {v:.2f}" for k, v in times.items()))
+        close_logger(log)
+    if not quiet:
+        print(f"{len(todo)} frame(s) rendered into {run.frames_dir}" + (f"; video {video}" if video else ""))
+    return 0
+
+
+def _render_frames(run: Run, todo: list[int], state: _State, preview: bool, quiet: bool, times, log) -> None:
+    """The loop proper; completed frames are flushed to disk even when a later frame fails."""
+    p = run.preset
+    if preview:
+        maker = PreviewMaker(run, torch.device(_device_name(p.device)))
+    else:
+        maker = DiffusionMaker(run, p.device, times)
+    device = maker.device
+    reference = _reference(run, state, device)
+    writer = FrameWriter(after_write=state.written)
+    total = len(parse_frame_range(None, p.max_frames))
+    bar = tqdm(total=len(todo), unit="frame", disable=quiet, dynamic_ncols=True, desc=run.dir.name)
+    prev_index, prev = None, None
+    try:
+        for f in todo:
+            row = run.table.row(f)  # 1. this frame's row of the schedule
+            if prev_index != f - 1:  # resume / sub-range: the previous output is what its PNG holds
+                prev_path = run.frame_path(f - 1)
+                prev = from_uint8_hwc(read_png_u8(prev_path), device) if f > 0 and is_complete_png(prev_path) else None
+            image, denoise = maker.make(row, prev, reference, times)
+            started = time.perf_counter()
+            image_u8 = to_uint8_hwc(image)
+            prev, prev_index = from_uint8_hwc(image_u8, device), f
+            if reference is None and not preview and p.color_coherence != "none":
+                reference, state.reference_path = prev, str(run.frame_path(f).relative_to(run.dir))
+            text = a1111_parameters(row, width=p.width, height=p.height, sampler_label=maker.sampler_label,
+                                    model_hash=maker.model_hash, model_name=maker.model_name, denoise=denoise)
+            writer.submit(f, run.frame_path(f), image_u8, text, row)  # 7. PNG + metadata, off the hot path
+            times["hand-off"] += time.perf_counter() - started
+            bar.update(1)
+            log.info("frame %d/%d seed %d denoise %s", f, total - 1, row["seed"], denoise)
+    finally:
+        bar.close()
+        started = time.perf_counter()
+        writer.close()  # 8. state.json follows each durable PNG (see _State.written)
+        times["write"] += time.perf_counter() - started
+
+
+def _encode(run: Run, frame_range: range) -> Path | None:
+    """video.mp4 for the whole render, video_A-B.mp4 for a sub-range; skipped if frames are missing."""
+    p = run.preset
+    paths = [run.frame_path(f) for f in frame_range]
+    if not all(is_complete_png(path) for path in paths):
+        return None
+    full = len(frame_range) == p.max_frames
+    name = "video.mp4" if full else f"video_{frame_range.start:06d}-{frame_range.stop - 1:06d}.mp4"
+    audio = Path(p.output.audio) if p.output.audio else None
+    return encode_video(run.frames_dir, run.dir / name, fps=p.fps, crf=p.output.crf, audio=audio, frames=paths)

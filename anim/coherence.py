@@ -1,0 +1,348 @@
+"""Deforum frame-coherence ops on device tensors: colour spaces, histogram colour matching,
+contrast, unsharp mask, seeded noise and the exact 8-bit round trip.
+
+Images are float tensors (N, 3, H, W) in [0, 1] on any device; nothing leaves the device except
+random numbers, which are drawn on the CPU so a seed gives the same frame on every device.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+COLOR_SPACES = ("none", "lab", "hsv", "rgb")
+NOISE_TYPES = ("gaussian", "perlin")
+
+# sRGB (D65) <-> CIE XYZ, the matrix OpenCV and scikit-image use; white point of that matrix.
+_RGB_TO_XYZ = np.array(
+    [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]]
+)
+_XYZ_TO_RGB = np.linalg.inv(_RGB_TO_XYZ)
+_WHITE_D65 = (0.950456, 1.0, 1.088754)
+_LAB_DELTA = 6.0 / 29.0
+HUE_BINS = 256  # resolution at which the HSV hue circle is cut for matching
+
+
+# ---- colour spaces ---------------------------------------------------------------------------
+
+
+def _mix_channels(image: torch.Tensor, matrix: np.ndarray) -> torch.Tensor:
+    """Apply a 3x3 matrix to the channel axis of (N, 3, H, W)."""
+    m = torch.as_tensor(matrix, dtype=image.dtype, device=image.device)
+    return torch.einsum("ij,njhw->nihw", m, image)
+
+
+def srgb_to_linear(image: torch.Tensor) -> torch.Tensor:
+    """Undo the sRGB transfer curve (values in [0, 1])."""
+    return torch.where(image <= 0.04045, image / 12.92, ((image + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(image: torch.Tensor) -> torch.Tensor:
+    """Apply the sRGB transfer curve; input is clamped to [0, 1] first (out of gamut)."""
+    image = image.clamp(0.0, 1.0)
+    return torch.where(image <= 0.0031308, image * 12.92, 1.055 * image ** (1.0 / 2.4) - 0.055)
+
+
+def rgb_to_lab(image: torch.Tensor) -> torch.Tensor:
+    """sRGB in [0, 1] to CIE L*a*b* (D65): L in [0, 100], a/b roughly [-128, 127], as cv2/skimage."""
+    xyz = _mix_channels(srgb_to_linear(image), _RGB_TO_XYZ)
+    white = torch.tensor(_WHITE_D65, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
+    t = xyz / white
+    f = torch.where(t > _LAB_DELTA**3, t.clamp_min(1e-12) ** (1.0 / 3.0), t / (3 * _LAB_DELTA**2) + 4.0 / 29.0)
+    fx, fy, fz = f.unbind(1)
+    return torch.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], dim=1)
+
+
+def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
+    """CIE L*a*b* (D65) back to sRGB, clamped to [0, 1]."""
+    L, a, b = lab.unbind(1)
+    fy = (L + 16.0) / 116.0
+    f = torch.stack([fy + a / 500.0, fy, fy - b / 200.0], dim=1)
+    t = torch.where(f > _LAB_DELTA, f**3, 3 * _LAB_DELTA**2 * (f - 4.0 / 29.0))
+    white = torch.tensor(_WHITE_D65, dtype=lab.dtype, device=lab.device).view(1, 3, 1, 1)
+    return linear_to_srgb(_mix_channels(t * white, _XYZ_TO_RGB))
+
+
+def rgb_to_hsv(image: torch.Tensor) -> torch.Tensor:
+    """RGB in [0, 1] to HSV with hue in [0, 1) (skimage convention), S and V in [0, 1]."""
+    r, g, b = image.unbind(1)
+    value, argmax = image.max(dim=1)
+    delta = value - image.min(dim=1).values
+    safe_delta = torch.where(delta > 0, delta, torch.ones_like(delta))
+    hue_r = torch.remainder((g - b) / safe_delta, 6.0)
+    hue_g = (b - r) / safe_delta + 2.0
+    hue_b = (r - g) / safe_delta + 4.0
+    hue6 = torch.where(argmax == 0, hue_r, torch.where(argmax == 1, hue_g, hue_b))
+    hue = torch.where(delta > 0, torch.remainder(hue6 / 6.0, 1.0), torch.zeros_like(delta))
+    sat = torch.where(value > 0, delta / torch.where(value > 0, value, torch.ones_like(value)), torch.zeros_like(value))
+    return torch.stack([hue, sat, value], dim=1)
+
+
+def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
+    """HSV (hue in [0, 1), wrapped) back to RGB in [0, 1], branch-free."""
+    hue, sat, value = hsv.unbind(1)
+    hue6 = torch.remainder(hue, 1.0) * 6.0
+    channels = []
+    for n in (5.0, 3.0, 1.0):
+        k = torch.remainder(n + hue6, 6.0)
+        ramp = torch.minimum(torch.minimum(k, 4.0 - k), torch.ones_like(k)).clamp_min(0.0)
+        channels.append(value - value * sat * ramp)
+    return torch.stack(channels, dim=1).clamp(0.0, 1.0)
+
+
+# ---- histogram matching ----------------------------------------------------------------------
+
+
+def _accumulate_dtype(device: torch.device) -> torch.dtype:
+    """float64 for quantile arithmetic, except where the device has none (Apple MPS)."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
+def interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
+    """``numpy.interp`` on the device: piecewise-linear through (xp, fp), xp increasing, clamped
+    to fp[0] / fp[-1] outside."""
+    if xp.numel() == 1:
+        return fp.expand_as(x).clone()
+    right = torch.searchsorted(xp, x, right=True) - 1
+    i = right.clamp(0, xp.numel() - 2)
+    x0, x1 = xp[i], xp[i + 1]
+    weight = ((x - x0) / (x1 - x0)).clamp(0.0, 1.0)
+    return torch.lerp(fp[i], fp[i + 1], weight)
+
+
+def match_channel(source: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Exact quantile mapping of one channel (any shape) onto the reference's distribution, as
+    ``skimage.exposure.match_histograms``: each unique source value goes to the reference value
+    at the same cumulative fraction (linear between the reference's unique values)."""
+    acc = _accumulate_dtype(source.device)
+    src_values, src_index, src_counts = torch.unique(source.reshape(-1), return_inverse=True, return_counts=True)
+    ref_values, ref_counts = torch.unique(reference.reshape(-1), return_counts=True)
+    src_quantiles = torch.cumsum(src_counts.to(acc), 0) / source.numel()
+    ref_quantiles = torch.cumsum(ref_counts.to(acc), 0) / reference.numel()
+    mapped = interp(src_quantiles, ref_quantiles, ref_values.to(acc))
+    return mapped[src_index].to(source.dtype).reshape(source.shape)
+
+
+def hue_cut(hue_a: torch.Tensor, hue_b: torch.Tensor) -> float:
+    """Where to cut the hue circle before matching it as a line: inside the widest circular run of
+    least-populated bins (of HUE_BINS) over both images, so no colour family is split; 0.0 (the
+    usual cut at red) whenever that run touches 0. Any cut inside one run gives the same result."""
+    both = torch.cat([hue_a.reshape(-1), hue_b.reshape(-1)])
+    bins = (both * HUE_BINS).long().clamp(0, HUE_BINS - 1)
+    counts = torch.bincount(bins, minlength=HUE_BINS).cpu().tolist()  # 256 ints: one tiny sync
+    start, length = widest_circular_run([c == min(counts) for c in counts])
+    if start == 0 or start + length >= HUE_BINS:  # the run contains or borders hue 0
+        return 0.0
+    return start / HUE_BINS
+
+
+def widest_circular_run(flags: list[bool]) -> tuple[int, int]:
+    """(start, length) of the longest run of True in a circular list, first one on ties."""
+    size = len(flags)
+    if all(flags):
+        return 0, size
+    best_start, best_length, run_start, run_length = 0, 0, 0, 0
+    first_false = flags.index(False)  # begin scanning after a False so runs do not split at the seam
+    for step in range(1, size + 1):
+        index = (first_false + step) % size
+        if flags[index]:
+            run_start, run_length = (index, 1) if run_length == 0 else (run_start, run_length + 1)
+            if run_length > best_length:
+                best_start, best_length = run_start, run_length
+        else:
+            run_length = 0
+    return best_start, best_length
+
+
+def _match_hsv(source: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Match S and V linearly and hue on a circle cut where neither image has colour, so a hue
+    range straddling red (0 == 1) is not torn apart; the result hue is wrapped back into [0, 1)."""
+    cut = hue_cut(source[0], reference[0])
+    src_hue = torch.remainder(source[0] - cut, 1.0)
+    ref_hue = torch.remainder(reference[0] - cut, 1.0)
+    hue = torch.remainder(match_channel(src_hue, ref_hue) + cut, 1.0)
+    return torch.stack([hue, match_channel(source[1], reference[1]), match_channel(source[2], reference[2])])
+
+
+def match_histograms(image: torch.Tensor, reference: torch.Tensor, space: str = "lab") -> torch.Tensor:
+    """Match each image's per-channel histograms to the reference's in ``space`` (lab | hsv | rgb;
+    none returns the image), back to RGB clamped to [0, 1]. Deforum's colour coherence.
+
+    ``reference`` is (1, 3, h, w) for the whole batch or (N, 3, h, w), any size.
+    """
+    if space not in COLOR_SPACES:
+        raise ValueError(f"colour space must be one of {COLOR_SPACES}, got {space!r}")
+    if space == "none":
+        return image
+    to_space, from_space = {
+        "lab": (rgb_to_lab, lab_to_rgb),
+        "hsv": (rgb_to_hsv, hsv_to_rgb),
+        "rgb": (lambda x: x, lambda x: x),
+    }[space]
+    src = to_space(image)
+    ref = to_space(reference.to(device=image.device, dtype=image.dtype))
+    out = []
+    for n in range(src.shape[0]):
+        ref_n = ref[n if ref.shape[0] > 1 else 0]
+        if space == "hsv":
+            out.append(_match_hsv(src[n], ref_n))
+        else:
+            out.append(torch.stack([match_channel(src[n, c], ref_n[c]) for c in range(3)]))
+    return from_space(torch.stack(out)).clamp(0.0, 1.0)
+
+
+# ---- contrast and sharpening -----------------------------------------------------------------
+
+
+def apply_contrast(image: torch.Tensor, factor: float) -> torch.Tensor:
+    """Deforum contrast: pixel values times ``factor``, clamped to [0, 1]; 1 is the identity."""
+    if factor == 1:
+        return image.clone()
+    return (image * factor).clamp(0.0, 1.0)
+
+
+# cv2 uses these fixed binomial-like taps for sizes up to 7 when no sigma is given.
+_CV2_SMALL_GAUSSIANS = {
+    1: [1.0],
+    3: [0.25, 0.5, 0.25],
+    5: [0.0625, 0.25, 0.375, 0.25, 0.0625],
+    7: [0.03125, 0.109375, 0.21875, 0.28125, 0.21875, 0.109375, 0.03125],
+}
+
+
+def gaussian_kernel_1d(kernel_size: int, sigma: float) -> np.ndarray:
+    """``cv2.getGaussianKernel``: normalised float64 taps; sigma <= 0 derives it from the size."""
+    if kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be odd and positive, got {kernel_size}")
+    if sigma <= 0 and kernel_size in _CV2_SMALL_GAUSSIANS:
+        return np.array(_CV2_SMALL_GAUSSIANS[kernel_size], dtype=np.float64)
+    if sigma <= 0:
+        sigma = 0.3 * ((kernel_size - 1) * 0.5 - 1) + 0.8
+    offsets = np.arange(kernel_size, dtype=np.float64) - (kernel_size - 1) / 2
+    taps = np.exp(-(offsets**2) / (2 * sigma**2))
+    return taps / taps.sum()
+
+
+def gaussian_blur(image: torch.Tensor, kernel_size: int = 5, sigma: float = 1.0) -> torch.Tensor:
+    """Separable gaussian blur with reflect-101 padding, matching ``cv2.GaussianBlur``."""
+    taps = torch.as_tensor(gaussian_kernel_1d(kernel_size, sigma), dtype=image.dtype, device=image.device)
+    channels = image.shape[1]
+    pad = kernel_size // 2
+    x = F.pad(image, (pad, pad, pad, pad), mode="reflect")  # torch "reflect" == cv2 BORDER_REFLECT_101
+    x = F.conv2d(x, taps.view(1, 1, 1, -1).expand(channels, 1, 1, kernel_size), groups=channels)
+    return F.conv2d(x, taps.view(1, 1, -1, 1).expand(channels, 1, kernel_size, 1), groups=channels)
+
+
+def unsharp_mask(
+    image: torch.Tensor, amount: float, kernel_size: int = 5, sigma: float = 1.0, threshold: float = 0.0
+) -> torch.Tensor:
+    """Deforum unsharp mask ``(1 + amount) * img - amount * blur``, clamped; where
+    ``|img - blur| < threshold / 255`` (threshold in 8-bit levels) the original is kept."""
+    if amount == 0:
+        return image.clone()
+    blurred = gaussian_blur(image, kernel_size, sigma)
+    sharpened = ((1.0 + amount) * image - amount * blurred).clamp(0.0, 1.0)
+    if threshold > 0:
+        low_contrast = (image - blurred).abs() < threshold / 255.0
+        sharpened = torch.where(low_contrast, image, sharpened)
+    return sharpened
+
+
+# ---- noise -----------------------------------------------------------------------------------
+
+
+def _fade(t: torch.Tensor) -> torch.Tensor:
+    """Perlin's quintic fade curve 6t^5 - 15t^4 + 10t^3."""
+    return t * t * t * (t * (t * 6.0 - 15.0) + 10.0)
+
+
+def perlin_octave(height: int, width: int, cell_px: float, generator: torch.Generator) -> torch.Tensor:
+    """One octave of 2D gradient (Perlin) noise, (H, W) float64 on the CPU, lattice spacing
+    ``cell_px`` pixels, random unit gradients drawn from ``generator``."""
+    cells_y = math.ceil(height / cell_px) + 1
+    cells_x = math.ceil(width / cell_px) + 1
+    angles = torch.rand(cells_y + 1, cells_x + 1, generator=generator, dtype=torch.float64) * (2 * math.pi)
+    grad_x, grad_y = torch.cos(angles), torch.sin(angles)
+    v = (torch.arange(height, dtype=torch.float64) + 0.5).view(-1, 1) / cell_px
+    u = (torch.arange(width, dtype=torch.float64) + 0.5).view(1, -1) / cell_px
+    j0, i0 = v.floor().long(), u.floor().long()
+    fv, fu = v - j0, u - i0
+
+    def corner(dj: int, di: int) -> torch.Tensor:
+        return grad_x[j0 + dj, i0 + di] * (fu - di) + grad_y[j0 + dj, i0 + di] * (fv - dj)
+
+    wu, wv = _fade(fu), _fade(fv)
+    top = torch.lerp(corner(0, 0), corner(0, 1), wu)
+    bottom = torch.lerp(corner(1, 0), corner(1, 1), wu)
+    return torch.lerp(top, bottom, wv)
+
+
+def perlin_noise(
+    height: int, width: int, generator: torch.Generator, octaves: int = 4, persistence: float = 0.5,
+    cell_px: float = 64.0,
+) -> torch.Tensor:
+    """Fractal Perlin noise (H, W) float64 on the CPU, zero mean and unit std: octave k has cells
+    ``cell_px / 2**k`` wide and weight ``persistence**k``."""
+    total = torch.zeros(height, width, dtype=torch.float64)
+    for octave in range(max(1, octaves)):
+        total += persistence**octave * perlin_octave(height, width, max(cell_px / 2**octave, 1.0), generator)
+    total -= total.mean()
+    std = total.std()
+    return total / std if std > 0 else total
+
+
+def seeded_noise(shape, seed: int, noise_type: str = "gaussian", perlin_octaves: int = 4,
+                 perlin_persistence: float = 0.5) -> torch.Tensor:
+    """Unit noise of ``shape`` (N, 3, H, W), float32 on the CPU from ``torch.Generator('cpu')``:
+    gaussian is independent per pixel and channel; perlin is one field per image shared by the
+    three channels (luminance grain, no colour speckle)."""
+    if noise_type not in NOISE_TYPES:
+        raise ValueError(f"noise_type must be one of {NOISE_TYPES}, got {noise_type!r}")
+    generator = torch.Generator("cpu").manual_seed(int(seed))
+    if noise_type == "gaussian":
+        return torch.randn(tuple(shape), generator=generator, dtype=torch.float32)
+    n, c, h, w = shape
+    fields = [perlin_noise(h, w, generator, perlin_octaves, perlin_persistence) for _ in range(n)]
+    return torch.stack(fields).to(torch.float32).unsqueeze(1).expand(n, c, h, w).contiguous()
+
+
+def add_noise(image: torch.Tensor, amount: float, seed: int, noise_type: str = "gaussian",
+              perlin_octaves: int = 4, perlin_persistence: float = 0.5) -> torch.Tensor:
+    """Deforum noise: in [-1, 1] space ``x' = (1 - amount) * x + amount * n`` with seeded unit
+    noise n, back to [0, 1] clamped. Same seed, same output on any device; amount 0 is exact."""
+    if amount == 0:
+        return image.clone()
+    noise = seeded_noise(image.shape, seed, noise_type, perlin_octaves, perlin_persistence)
+    noise = noise.to(device=image.device, dtype=image.dtype)
+    mixed = (1.0 - amount) * (image * 2.0 - 1.0) + amount * noise
+    return ((mixed + 1.0) / 2.0).clamp(0.0, 1.0)
+
+
+# ---- 8-bit round trip ------------------------------------------------------------------------
+
+
+def quantize_u8(image: torch.Tensor) -> torch.Tensor:
+    """Round to 8-bit levels and back (exactly what a PNG round trip gives)."""
+    return torch.round(image.clamp(0.0, 1.0) * 255.0) / 255.0
+
+
+def to_uint8_hwc(image: torch.Tensor) -> np.ndarray:
+    """One image (1, 3, H, W) or (3, H, W) in [0, 1] to an (H, W, 3) uint8 array on the CPU."""
+    if image.dim() == 4:
+        if image.shape[0] != 1:
+            raise ValueError(f"to_uint8_hwc takes one image, got a batch of {image.shape[0]}")
+        image = image[0]
+    levels = torch.round(image.detach().clamp(0.0, 1.0) * 255.0).to(torch.uint8)
+    return levels.permute(1, 2, 0).contiguous().cpu().numpy()
+
+
+def from_uint8_hwc(array: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(H, W, 3) uint8 array to a (1, 3, H, W) float32 tensor in [0, 1] on ``device``;
+    ``from_uint8_hwc(to_uint8_hwc(x))`` equals ``quantize_u8(x)`` bit for bit."""
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) uint8 array, got {array.dtype} {array.shape}")
+    levels = torch.from_numpy(np.array(array, copy=True, order="C")).to(device)
+    return (levels.permute(2, 0, 1).unsqueeze(0).to(torch.float32) / 255.0).contiguous()

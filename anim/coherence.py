@@ -8,6 +8,7 @@ random numbers, which are drawn on the CPU so a seed gives the same frame on eve
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -113,17 +114,27 @@ def interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
     return torch.lerp(fp[i], fp[i + 1], weight)
 
 
+def channel_cdf(channel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sorted unique values, cumulative fraction of pixels at or below each) of one channel."""
+    values, counts = torch.unique(channel.reshape(-1), return_counts=True)
+    acc = _accumulate_dtype(channel.device)
+    return values.to(acc), torch.cumsum(counts.to(acc), 0) / channel.numel()
+
+
+def map_to_cdf(source: torch.Tensor, ref_values: torch.Tensor, ref_quantiles: torch.Tensor) -> torch.Tensor:
+    """Send each unique source value to the reference value at the same cumulative fraction."""
+    acc = _accumulate_dtype(source.device)
+    _, src_index, src_counts = torch.unique(source.reshape(-1), return_inverse=True, return_counts=True)
+    src_quantiles = torch.cumsum(src_counts.to(acc), 0) / source.numel()
+    mapped = interp(src_quantiles, ref_quantiles, ref_values)
+    return mapped[src_index].to(source.dtype).reshape(source.shape)
+
+
 def match_channel(source: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """Exact quantile mapping of one channel (any shape) onto the reference's distribution, as
     ``skimage.exposure.match_histograms``: each unique source value goes to the reference value
     at the same cumulative fraction (linear between the reference's unique values)."""
-    acc = _accumulate_dtype(source.device)
-    src_values, src_index, src_counts = torch.unique(source.reshape(-1), return_inverse=True, return_counts=True)
-    ref_values, ref_counts = torch.unique(reference.reshape(-1), return_counts=True)
-    src_quantiles = torch.cumsum(src_counts.to(acc), 0) / source.numel()
-    ref_quantiles = torch.cumsum(ref_counts.to(acc), 0) / reference.numel()
-    mapped = interp(src_quantiles, ref_quantiles, ref_values.to(acc))
-    return mapped[src_index].to(source.dtype).reshape(source.shape)
+    return map_to_cdf(source, *channel_cdf(reference))
 
 
 def hue_cut(hue_a: torch.Tensor, hue_b: torch.Tensor) -> float:
@@ -157,40 +168,75 @@ def widest_circular_run(flags: list[bool]) -> tuple[int, int]:
     return best_start, best_length
 
 
-def _match_hsv(source: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+_SPACES = {
+    "lab": (rgb_to_lab, lab_to_rgb),
+    "hsv": (rgb_to_hsv, hsv_to_rgb),
+    "rgb": (lambda x: x, lambda x: x),
+}
+
+
+@dataclass(frozen=True)
+class HistogramReference:
+    """A colour reference prepared once for :func:`match_histograms` (the sort is the costly
+    part, and Deforum's reference is usually frame 0 for the whole render). ``channels[n]`` holds,
+    per reference image, a CDF per channel; for hsv the hue is kept raw because where the hue
+    circle is cut depends on the image being matched too."""
+
+    space: str
+    channels: tuple
+
+
+def prepare_reference(reference: torch.Tensor, space: str = "lab") -> HistogramReference:
+    """Convert a (R, 3, h, w) RGB reference to ``space`` and sort its channels once."""
+    if space not in _SPACES:
+        raise ValueError(f"colour space must be one of {tuple(_SPACES)}, got {space!r}")
+    converted = _SPACES[space][0](reference)
+    per_image = []
+    for ref in converted:
+        if space == "hsv":
+            per_image.append((ref[0].reshape(-1), channel_cdf(ref[1]), channel_cdf(ref[2])))
+        else:
+            per_image.append(tuple(channel_cdf(ref[c]) for c in range(3)))
+    return HistogramReference(space, tuple(per_image))
+
+
+def _match_hsv(source: torch.Tensor, reference: tuple) -> torch.Tensor:
     """Match S and V linearly and hue on a circle cut where neither image has colour, so a hue
     range straddling red (0 == 1) is not torn apart; the result hue is wrapped back into [0, 1)."""
-    cut = hue_cut(source[0], reference[0])
+    ref_hue, sat_cdf, value_cdf = reference
+    cut = hue_cut(source[0], ref_hue)
     src_hue = torch.remainder(source[0] - cut, 1.0)
-    ref_hue = torch.remainder(reference[0] - cut, 1.0)
-    hue = torch.remainder(match_channel(src_hue, ref_hue) + cut, 1.0)
-    return torch.stack([hue, match_channel(source[1], reference[1]), match_channel(source[2], reference[2])])
+    hue_cdf = channel_cdf(torch.remainder(ref_hue - cut, 1.0))
+    hue = torch.remainder(map_to_cdf(src_hue, *hue_cdf) + cut, 1.0)
+    return torch.stack([hue, map_to_cdf(source[1], *sat_cdf), map_to_cdf(source[2], *value_cdf)])
 
 
-def match_histograms(image: torch.Tensor, reference: torch.Tensor, space: str = "lab") -> torch.Tensor:
+def match_histograms(
+    image: torch.Tensor, reference: torch.Tensor | HistogramReference, space: str = "lab"
+) -> torch.Tensor:
     """Match each image's per-channel histograms to the reference's in ``space`` (lab | hsv | rgb;
     none returns the image), back to RGB clamped to [0, 1]. Deforum's colour coherence.
 
-    ``reference`` is (1, 3, h, w) for the whole batch or (N, 3, h, w), any size.
+    ``reference`` is an RGB (1, 3, h, w) for the whole batch or (N, 3, h, w), any size, or a
+    :func:`prepare_reference` of one (faster when the reference does not change).
     """
     if space not in COLOR_SPACES:
         raise ValueError(f"colour space must be one of {COLOR_SPACES}, got {space!r}")
     if space == "none":
         return image
-    to_space, from_space = {
-        "lab": (rgb_to_lab, lab_to_rgb),
-        "hsv": (rgb_to_hsv, hsv_to_rgb),
-        "rgb": (lambda x: x, lambda x: x),
-    }[space]
+    if not isinstance(reference, HistogramReference):
+        reference = prepare_reference(reference.to(device=image.device, dtype=image.dtype), space)
+    if reference.space != space:
+        raise ValueError(f"reference was prepared for {reference.space!r}, not {space!r}")
+    to_space, from_space = _SPACES[space]
     src = to_space(image)
-    ref = to_space(reference.to(device=image.device, dtype=image.dtype))
     out = []
     for n in range(src.shape[0]):
-        ref_n = ref[n if ref.shape[0] > 1 else 0]
+        ref_n = reference.channels[n if len(reference.channels) > 1 else 0]
         if space == "hsv":
             out.append(_match_hsv(src[n], ref_n))
         else:
-            out.append(torch.stack([match_channel(src[n, c], ref_n[c]) for c in range(3)]))
+            out.append(torch.stack([map_to_cdf(src[n, c], *ref_n[c]) for c in range(3)]))
     return from_space(torch.stack(out)).clamp(0.0, 1.0)
 
 

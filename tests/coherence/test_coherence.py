@@ -315,3 +315,24 @@ def test_widest_circular_run():
     assert widest_circular_run([True, True, False, False, True]) == (4, 3)  # wraps the seam
     assert widest_circular_run([True] * 4) == (0, 4)
     assert widest_circular_run([False] * 3)[1] == 0
+
+
+@pytest.mark.parametrize("space", ["rgb", "lab", "hsv"])
+def test_prepared_reference_gives_the_same_result(space):
+    from anim.coherence import prepare_reference
+
+    image = smooth_image(seed=15).expand(2, 3, 32, 40).contiguous()
+    reference = smooth_image(20, 20, seed=16)
+    prepared = prepare_reference(reference, space)
+    assert torch.equal(match_histograms(image, prepared, space), match_histograms(image, reference, space))
+    other = "rgb" if space != "rgb" else "lab"
+    with pytest.raises(ValueError, match="prepared"):
+        match_histograms(image, prepared, other)
+
+
+def test_one_reference_per_image():
+    image = torch.cat([smooth_image(seed=17), smooth_image(seed=18)])
+    references = torch.cat([smooth_image(seed=19), smooth_image(seed=20, lo=0.4)])
+    out = match_histograms(image, references, "rgb")
+    torch.testing.assert_close(out[1:], match_histograms(image[1:], references[1:], "rgb"))
+    torch.testing.assert_close(out[:1], match_histograms(image[:1], references[:1], "rgb"))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import re
+import types
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
@@ -330,7 +331,7 @@ class Expr:
     """A parsed expression: ``text`` as given, ``names`` maps each variable used to its first column."""
 
     text: str
-    names: dict = field(compare=False)
+    names: types.MappingProxyType = field(compare=False)
     _fn: Callable = field(repr=False, compare=False)
 
     def evaluate(self, t, max_f: float, s: float = 0.0) -> np.ndarray:
@@ -357,4 +358,4 @@ def compile_expr(text: str) -> Expr:
     """Parse ``text`` into an Expr, raising ExprError (a ScheduleError) naming token and column."""
     parser = _Parser(text)
     tree = parser.parse()
-    return Expr(text, dict(parser.names), _build(tree))
+    return Expr(text, types.MappingProxyType(dict(parser.names)), _build(tree))

@@ -131,7 +131,7 @@ def _fill_expressions(values: np.ndarray, keys: list[int], chosen: list[Keyframe
 
 def _parse_value(raw: str, where: Where) -> tuple[float | None, Expr | None]:
     """A keyframe value from text: a Deforum number, else an expression of t, max_f, s."""
-    stripped, offset = undecorate_blanks(raw, where.offset)
+    stripped, offset = _strip_blanks(raw, where.offset)
     located = Where(where.label, where.text, offset)
     if not stripped:
         raise located.error("missing value", 1)
@@ -148,7 +148,7 @@ def _parse_value(raw: str, where: Where) -> tuple[float | None, Expr | None]:
     return None, compile_at(text, located, VARIABLES, "a value")
 
 
-def undecorate_blanks(text: str, offset: int) -> tuple[str, int]:
+def _strip_blanks(text: str, offset: int) -> tuple[str, int]:
     """Strip surrounding whitespace only (Deforum strips before its number test); track the offset."""
     start = len(text) - len(text.lstrip())
     return text.strip(), offset + start

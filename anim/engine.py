@@ -5,6 +5,7 @@ colour reference are 8-bit, as written), and every random draw derives from the 
 """
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from anim.coherence import from_uint8_hwc, to_uint8_hwc
+from anim.coherence import from_uint8_hwc, prepare_reference, to_uint8_hwc
 from anim.errors import InputError, ModelError, PresetError
 from anim.output import FrameWriter, a1111_parameters, close_logger, is_complete_png, read_png_u8, run_logger
 from anim.plan import parse_frame_range
@@ -21,8 +22,6 @@ from anim.runfolder import STATE, Run
 from anim.stages import finish, has_bad_pixels, load_image, prepare_init, test_card, warp
 from anim.video import encode_video
 from anim.yamlio import atomic_write_text
-
-import json
 
 
 class PreviewMaker:
@@ -39,7 +38,7 @@ class PreviewMaker:
         else:
             self.first = from_uint8_hwc(test_card(p.width, p.height), device)
 
-    def make(self, row: dict, prev: torch.Tensor | None, reference: torch.Tensor | None, times: dict):
+    def make(self, row: dict, prev: torch.Tensor | None, reference, times: dict):
         """(image, denoise used or None)."""
         if prev is None:
             return self.first, None
@@ -64,7 +63,7 @@ class DiffusionMaker:
         started = time.perf_counter()
         self.models = load_models(p.model, vae=p.vae, allow_pickle=p.allow_pickle, device=device_name, dtype=p.dtype)
         if p.loras:
-            apply_loras(self.models, [(lora.path, lora.weight) for lora in p.loras])
+            apply_loras(self.models, [{"path": lora.path, "weight": 1.0} for lora in p.loras], allow_pickle=p.allow_pickle)
         self.device = self.models.device
         self.encoder = PromptEncoder(self.models.tokenizer, self.models.text_encoder, self.device, self.models.dtype)
         self.diffuser = Diffuser(self.models)
@@ -73,8 +72,8 @@ class DiffusionMaker:
         self.init = load_image(p.init_image, p.width, p.height, self.device, "init_image") if p.init_image else None
         times["load models"] += time.perf_counter() - started
 
-    def make(self, row: dict, prev: torch.Tensor | None, reference: torch.Tensor | None, times: dict):
-        """(image, denoise used or None for txt2img)."""
+    def make(self, row: dict, prev: torch.Tensor | None, reference, times: dict):
+        """(image, denoise used or None for txt2img); `reference` is a prepared colour reference or None."""
         from anim.models import set_lora_weights
 
         p = self.preset
@@ -157,18 +156,21 @@ class _State:
         atomic_write_text(self.run.dir / STATE, json.dumps(state, indent=1))
 
 
-def _reference(run: Run, state: _State, device: torch.device) -> torch.Tensor | None:
-    """The colour-coherence reference: color_reference image, else the recorded or first frame."""
+def _reference(run: Run, state: _State, device: torch.device):
+    """The colour-coherence reference, prepared once: color_reference image, else the recorded or first frame."""
     p = run.preset
+    if p.color_coherence == "none":
+        return None
     if p.color_reference:
-        return load_image(p.color_reference, p.width, p.height, device, "color_reference")
+        image = load_image(p.color_reference, p.width, p.height, device, "color_reference")
+        return prepare_reference(image, p.color_coherence)
     candidates = [state.reference_path] if state.reference_path else []
     candidates.append(str(run.frame_path(0).relative_to(run.dir)))
     for rel in candidates:
         path = run.dir / rel
         if is_complete_png(path):
             state.reference_path = rel
-            return from_uint8_hwc(read_png_u8(path), device)
+            return prepare_reference(from_uint8_hwc(read_png_u8(path), device), p.color_coherence)
     return None
 
 
@@ -197,8 +199,7 @@ def render_run(run: Run, frames: str | None = None, preview: bool = False, quiet
     finally:
         log.info("timing (s): %s", ", ".join(f"{k} {v:.2f}" for k, v in times.items()))
         close_logger(log)
-    if not quiet:
-        print(f"{len(todo)} frame(s) rendered into {run.frames_dir}" + (f"; video {video}" if video else ""))
+    print(f"{len(todo)} frame(s) rendered into {run.frames_dir}" + (f"; video {video}" if video else ""))
     return 0
 
 
@@ -226,7 +227,8 @@ def _render_frames(run: Run, todo: list[int], state: _State, preview: bool, quie
             image_u8 = to_uint8_hwc(image)
             prev, prev_index = from_uint8_hwc(image_u8, device), f
             if reference is None and not preview and p.color_coherence != "none":
-                reference, state.reference_path = prev, str(run.frame_path(f).relative_to(run.dir))
+                reference = prepare_reference(prev, p.color_coherence)
+                state.reference_path = str(run.frame_path(f).relative_to(run.dir))
             text = a1111_parameters(row, width=p.width, height=p.height, sampler_label=maker.sampler_label,
                                     model_hash=maker.model_hash, model_name=maker.model_name, denoise=denoise)
             writer.submit(f, run.frame_path(f), image_u8, text, row)  # 7. PNG + metadata, off the hot path

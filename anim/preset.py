@@ -324,8 +324,8 @@ def _did_you_mean(key: str, options: list[str]) -> str:
 
 
 def resolved_dict(preset: Preset) -> dict:
-    """The preset with every default filled in and the seed fixed, as plain data."""
-    return preset.model_dump(mode="json")
+    """The preset with every default filled in and the seed fixed, as plain data (int prompt keys kept)."""
+    return preset.model_dump(mode="python")
 
 
 def resolved_yaml(preset: Preset) -> str:
@@ -340,7 +340,7 @@ VIDEO_ONLY_KEYS = ("output",)
 
 def frames_hash(preset: Preset) -> str:
     """Hash of everything that determines the frames (resume refuses a different one)."""
-    data = {k: v for k, v in resolved_dict(preset).items() if k not in VIDEO_ONLY_KEYS}
+    data = {k: v for k, v in preset.model_dump(mode="json").items() if k not in VIDEO_ONLY_KEYS}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -32,7 +32,7 @@ def warp(image: torch.Tensor, row: dict, preset: Preset) -> torch.Tensor:
     raise PresetError("motion.mode: '3d' needs the depth camera, which is not built yet; use 2d or none")
 
 
-def prepare_init(image: torch.Tensor, reference: torch.Tensor | None, row: dict, preset: Preset) -> torch.Tensor:
+def prepare_init(image: torch.Tensor, reference, row: dict, preset: Preset) -> torch.Tensor:
     """Step 3: colour match to the reference, contrast, unsharp mask, seeded noise (Deforum's order)."""
     if reference is not None and preset.color_coherence != "none":
         image = match_histograms(image, reference, preset.color_coherence)
@@ -46,7 +46,7 @@ def prepare_init(image: torch.Tensor, reference: torch.Tensor | None, row: dict,
     return image
 
 
-def finish(image: torch.Tensor, reference: torch.Tensor | None, preset: Preset) -> torch.Tensor:
+def finish(image: torch.Tensor, reference, preset: Preset) -> torch.Tensor:
     """Step 6: colour match the diffused output to the reference again."""
     if reference is not None and preset.color_coherence != "none":
         return match_histograms(image, reference, preset.color_coherence)

@@ -50,7 +50,7 @@ def test_unknown_key_names_line_and_suggests(tmp_path):
 
 def test_unknown_top_level_key(tmp_path):
     path = write(tmp_path, BASE + "cfg_scael: 7\n")
-    with pytest.raises(PresetError, match=r"p.yaml:13: cfg_scael: unknown key; did you mean 'cfg_scale'"):
+    with pytest.raises(PresetError, match=r"p.yaml:12: cfg_scael: unknown key; did you mean 'cfg_scale'"):
         load_preset(path)
 
 

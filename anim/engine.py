@@ -19,7 +19,7 @@ from anim.output import FrameWriter, a1111_parameters, close_logger, is_complete
 from anim.plan import parse_frame_range
 from anim.preset import frames_hash
 from anim.runfolder import STATE, Run
-from anim.stages import finish, has_bad_pixels, load_image, prepare_init, test_card, warp
+from anim.stages import finish, has_bad_pixels, load_image, prepare_init, make_test_card, warp
 from anim.video import encode_video
 from anim.yamlio import atomic_write_text
 
@@ -36,7 +36,7 @@ class PreviewMaker:
         if p.init_image:
             self.first = load_image(p.init_image, p.width, p.height, device, "init_image")
         else:
-            self.first = from_uint8_hwc(test_card(p.width, p.height), device)
+            self.first = from_uint8_hwc(make_test_card(p.width, p.height), device)
 
     def make(self, row: dict, prev: torch.Tensor | None, reference, times: dict):
         """(image, denoise used or None)."""

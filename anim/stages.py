@@ -76,7 +76,7 @@ def cover_resize(image_u8: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.ascontiguousarray(resized[top:top + height, left:left + width])
 
 
-def test_card(width: int, height: int) -> np.ndarray:
+def make_test_card(width: int, height: int) -> np.ndarray:
     """A deterministic test card (colour ramps, grid, centre target) so camera motion is easy to read."""
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
     card = np.stack([x / max(width - 1, 1), y / max(height - 1, 1), 1.0 - x / max(width - 1, 1)], axis=-1)

@@ -24,6 +24,12 @@ SD2_MARKER = "cond_stage_model.model."
 UNET_MARKER = "model.diffusion_model."
 
 
+def one_line(exc: BaseException, limit: int = 160) -> str:
+    """The first line of an exception's message (or its type name), cut to `limit` characters."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
 def is_pickle(path: Path) -> bool:
     """True for file types that are Python pickles (can run code when loaded)."""
     return Path(path).suffix.lower() in PICKLE_SUFFIXES
@@ -59,7 +65,7 @@ def _read_safetensors(path: Path, what: str) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path), device="cpu")
     except Exception as exc:  # safetensors raises its own error type plus OSError/ValueError
-        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        reason = one_line(exc, 120)
         raise ModelError(f"{what} file {path} is not a readable safetensors file ({reason}); "
                          "re-download it or pick another file") from None
 
@@ -69,7 +75,7 @@ def _read_pickle(path: Path, what: str) -> dict[str, torch.Tensor]:
     try:
         data = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:
-        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        reason = one_line(exc, 120)
         raise ModelError(f"{what} file {path} could not be read as weights-only checkpoint ({reason}); "
                          "convert it to .safetensors") from None
     while isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
@@ -162,7 +168,7 @@ def load_single_file(path: Path, *, allow_pickle: bool, dtype: torch.dtype,
     except ModelError:
         raise
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        reason = one_line(exc, 160)
         raise ModelError(f"could not build {arch} model from {path} ({reason})") from None
     for name in ("unet", "vae", "text_encoder", "text_encoder_2"):
         if name in parts:
@@ -180,7 +186,7 @@ def vae_from_file(path: Path, *, allow_pickle: bool, dtype: torch.dtype, arch: s
     try:
         vae = vae_from_ldm(state_dict, cfg, dtype)
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        reason = one_line(exc, 160)
         raise ModelError(f"VAE file {path} does not fit a {arch} VAE ({reason})") from None
     require_loaded(vae, "VAE", path)
     return vae

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from anim.checkpoints import read_state_dict
+from anim.checkpoints import one_line, read_state_dict
 from anim.errors import ModelError
 
 LORA_KEY_ATTR = "anim_lora_key"  # set on the text encoder: changes whenever its adapters' weights change
@@ -53,7 +53,7 @@ def apply_loras(models, loras: list, *, allow_pickle: bool = False) -> list[str]
         try:
             pipe.load_lora_weights(state_dict, adapter_name=name)
         except Exception as exc:
-            reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            reason = one_line(exc, 160)
             raise ModelError(f"LoRA file {path} does not fit model {models.name} ({reason})") from None
         models.lora_names.append(name)
     weights = [1.0] * start + [w for _, w in specs]

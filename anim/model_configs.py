@@ -109,11 +109,11 @@ def write_clip_tokenizer(dst: Path, vocab: dict[str, int], merges: list[tuple[st
     })
 
 
-def write_byte_tokenizer(dst: Path) -> None:
+def write_byte_tokenizer(dst: Path, pad: str = EOS) -> None:
     """A tiny byte-level CLIP tokenizer (514 tokens, no merges): tokenises any text offline."""
     chars = byte_unicode_chars()
     tokens = chars + [c + "</w>" for c in chars] + [BOS, EOS]
-    write_clip_tokenizer(dst, {t: i for i, t in enumerate(tokens)}, [])
+    write_clip_tokenizer(dst, {t: i for i, t in enumerate(tokens)}, [], pad=pad)
 
 
 # ---------------------------------------------------------------- SD1.5 / SDXL configs

@@ -16,7 +16,8 @@ from typing import Any
 
 import torch
 
-from anim.checkpoints import PICKLE_SUFFIXES, SAFE_SUFFIXES, load_single_file, pickle_refusal, vae_from_file
+from anim.checkpoints import (
+    PICKLE_SUFFIXES, SAFE_SUFFIXES, load_single_file, one_line, pickle_refusal, vae_from_file)
 from anim.errors import ModelError
 from anim.hashing import folder_hash, short_hash
 from anim.model_configs import quiet_progress
@@ -202,7 +203,7 @@ def _load_folder(path: Path, *, allow_pickle: bool, dtype: torch.dtype) -> dict:
     try:
         parts = _folder_modules(path, arch, allow_pickle=allow_pickle, dtype=dtype)
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        reason = one_line(exc, 160)
         raise ModelError(f"could not load the diffusers folder {path} ({reason})") from None
     sched_file = path / "scheduler" / "scheduler_config.json"
     if sched_file.is_file():
@@ -255,7 +256,7 @@ def _hub_snapshot(repo_id: str, *, allow_pickle: bool, patterns: list[str] | Non
     try:
         return Path(snapshot_download(repo_id, allow_patterns=allow))
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        reason = one_line(exc, 120)
         raise ModelError(f"could not fetch hub model '{repo_id}' ({reason}); {WAY_OUT}") from None
 
 
@@ -277,7 +278,7 @@ def _load_vae(src: str, arch: str, *, allow_pickle: bool, dtype: torch.dtype, co
         return AutoencoderKL.from_pretrained(path, subfolder=sub, torch_dtype=dtype, local_files_only=True,
                                              use_safetensors=None if allow_pickle else True)
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        reason = one_line(exc, 160)
         raise ModelError(f"could not load the VAE from {path} ({reason})") from None
 
 
@@ -305,7 +306,7 @@ def load_controlnet(source: str, *, device: torch.device, dtype: torch.dtype, al
         net = ControlNetModel.from_pretrained(path, torch_dtype=dtype, local_files_only=True,
                                               use_safetensors=None if allow_pickle else True)
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        reason = one_line(exc, 160)
         raise ModelError(f"could not load the ControlNet from {path} ({reason})") from None
     return net.to(device).eval()
 

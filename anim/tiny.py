@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from anim.model_configs import (
-    SD15_SCHEDULER, build_once, cache_root, model_index, quiet_progress, write_byte_tokenizer, write_json)
+    SD15_SCHEDULER, SDXL_SCHEDULER, build_once, cache_root, model_index, quiet_progress, write_byte_tokenizer, write_json)
 
 TINY_VERSION = "tiny-v1"
 TINY_SEED = 1234
@@ -35,6 +35,17 @@ TINY_TEXT = {
     "bos_token_id": BYTE_VOCAB - 2, "eos_token_id": BYTE_VOCAB - 1, "pad_token_id": BYTE_VOCAB - 1,
 }
 CONTROL_EMBED_CHANNELS = (8, 8, 16, 16)  # 3 stride-2 convs: control image -> latent size
+TEXT2_DIM = 48  # SDXL's second encoder must differ in width from the first (loaders tell them apart so)
+TIME_EMBED_DIM = 8
+TINY_XL_UNET = {
+    **TINY_UNET, "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D"),
+    "up_block_types": ("CrossAttnUpBlock2D", "UpBlock2D"), "cross_attention_dim": TEXT_DIM + TEXT2_DIM,
+    "transformer_layers_per_block": (1, 2), "use_linear_projection": True,
+    "addition_embed_type": "text_time", "addition_time_embed_dim": TIME_EMBED_DIM,
+    "projection_class_embeddings_input_dim": 6 * TIME_EMBED_DIM + TEXT2_DIM,
+}
+TINY_TEXT2 = {**TINY_TEXT, "hidden_size": TEXT2_DIM, "intermediate_size": 96, "projection_dim": TEXT2_DIM,
+              "hidden_act": "gelu"}
 
 
 def _tiny_modules() -> tuple:
@@ -80,6 +91,25 @@ def _write_tiny_controlnet(dst: Path) -> None:
     controlnet.save_pretrained(dst, safe_serialization=True)
 
 
+def _write_tiny_sdxl(dst: Path) -> None:
+    """Save a tiny SDXL-shaped pipeline folder (two text encoders, text_time conditioning) into `dst`."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    quiet_progress()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(TINY_SEED + 1)
+        UNet2DConditionModel(**TINY_XL_UNET).save_pretrained(dst / "unet", safe_serialization=True)
+        AutoencoderKL(**TINY_VAE).save_pretrained(dst / "vae", safe_serialization=True)
+        CLIPTextModel(CLIPTextConfig(**TINY_TEXT)).save_pretrained(dst / "text_encoder", safe_serialization=True)
+        CLIPTextModelWithProjection(CLIPTextConfig(**TINY_TEXT2)).save_pretrained(
+            dst / "text_encoder_2", safe_serialization=True)
+    write_byte_tokenizer(dst / "tokenizer")
+    write_byte_tokenizer(dst / "tokenizer_2", pad="!")
+    write_json(dst / "scheduler" / "scheduler_config.json", SDXL_SCHEDULER)
+    write_json(dst / "model_index.json", model_index("sdxl"))
+
+
 def tiny_model_dir(cache_dir: Path | None = None) -> Path:
     """Folder of the built-in tiny SD (a diffusers pipeline folder); built once, bit-identical every time."""
     root = Path(cache_dir) if cache_dir else cache_root()
@@ -90,3 +120,9 @@ def tiny_controlnet_dir(cache_dir: Path | None = None) -> Path:
     """Folder of the tiny ControlNet that fits the tiny UNet (diffusers ControlNetModel folder)."""
     root = Path(cache_dir) if cache_dir else cache_root()
     return build_once(root / f"{TINY_VERSION}-controlnet", _write_tiny_controlnet)
+
+
+def tiny_sdxl_dir(cache_dir: Path | None = None) -> Path:
+    """Folder of a tiny SDXL-shaped model, for SDXL loading tests (SDXL rendering is not wired yet)."""
+    root = Path(cache_dir) if cache_dir else cache_root()
+    return build_once(root / f"{TINY_VERSION}-sdxl", _write_tiny_sdxl)

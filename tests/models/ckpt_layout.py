@@ -16,6 +16,7 @@ import torch
 UNET_FIXED = {
     "time_embedding.linear_1": "time_embed.0", "time_embedding.linear_2": "time_embed.2",
     "conv_in": "input_blocks.0.0", "conv_norm_out": "out.0", "conv_out": "out.2",
+    "add_embedding.linear_1": "label_emb.0.0", "add_embedding.linear_2": "label_emb.0.2",  # SDXL
 }
 UNET_RESNET = [("norm1", "in_layers.0"), ("conv1", "in_layers.2"), ("norm2", "out_layers.0"),
                ("conv2", "out_layers.3"), ("time_emb_proj", "emb_layers.1"), ("conv_shortcut", "skip_connection")]
@@ -99,18 +100,48 @@ def vae_to_ldm(vae) -> dict[str, torch.Tensor]:
     return out
 
 
-def clip_to_ldm(text_encoder) -> dict[str, torch.Tensor]:
-    """CLIPTextModel weights under cond_stage_model.transformer.text_model.* (transformers 4.x and v5)."""
+def clip_to_ldm(text_encoder, prefix: str = "cond_stage_model.transformer.") -> dict[str, torch.Tensor]:
+    """CLIPTextModel weights under <prefix>text_model.* (transformers 4.x and v5 key names)."""
     out = {}
     for key, value in text_encoder.state_dict().items():
         key = key if key.startswith("text_model.") else f"text_model.{key}"
-        out[f"cond_stage_model.transformer.{key}"] = value.detach().clone()
+        out[f"{prefix}{key}"] = value.detach().clone()
     return out
 
 
+OPEN_CLIP_LAYER = [("layer_norm1", "ln_1"), ("layer_norm2", "ln_2"), ("mlp.fc1", "mlp.c_fc"),
+                   ("mlp.fc2", "mlp.c_proj"), ("self_attn.out_proj", "attn.out_proj")]
+
+
+def open_clip_to_ldm(text_encoder, prefix: str = "conditioner.embedders.1.model.") -> dict[str, torch.Tensor]:
+    """CLIPTextModelWithProjection weights in OpenCLIP's layout (fused in_proj, transposed projection)."""
+    state = {k.removeprefix("text_model."): v.detach().clone() for k, v in text_encoder.state_dict().items()}
+    out = {
+        "token_embedding.weight": state.pop("embeddings.token_embedding.weight"),
+        "positional_embedding": state.pop("embeddings.position_embedding.weight"),
+        "ln_final.weight": state.pop("final_layer_norm.weight"),
+        "ln_final.bias": state.pop("final_layer_norm.bias"),
+        "text_projection": state.pop("text_projection.weight").T.contiguous(),
+    }
+    for n in range(text_encoder.config.num_hidden_layers):
+        src, dst = f"encoder.layers.{n}.", f"transformer.resblocks.{n}."
+        for kind in ("weight", "bias"):
+            qkv = [state.pop(f"{src}self_attn.{p}_proj.{kind}") for p in "qkv"]
+            out[f"{dst}attn.in_proj_{kind}"] = torch.cat(qkv)
+            for new, old in OPEN_CLIP_LAYER:
+                out[f"{dst}{old}.{kind}"] = state.pop(f"{src}{new}.{kind}")
+    state = {k: v for k, v in state.items() if not k.endswith("position_ids")}
+    assert not state, f"unmapped OpenCLIP keys: {list(state)[:3]}"
+    return {prefix + k: v for k, v in out.items()}
+
+
 def ldm_state_dict(models) -> dict[str, torch.Tensor]:
-    """All three components of SDModels in one LDM-layout state dict."""
-    return {**unet_to_ldm(models.unet), **vae_to_ldm(models.vae), **clip_to_ldm(models.text_encoder)}
+    """All components of SDModels in one LDM-layout state dict (SD1.x, or SDXL's conditioner layout)."""
+    parts = {**unet_to_ldm(models.unet), **vae_to_ldm(models.vae)}
+    if getattr(models, "text_encoder_2", None) is None:
+        return {**parts, **clip_to_ldm(models.text_encoder)}
+    return {**parts, **clip_to_ldm(models.text_encoder, "conditioner.embedders.0.transformer."),
+            **open_clip_to_ldm(models.text_encoder_2)}
 
 
 def save_ldm_checkpoint(models, path: Path) -> Path:

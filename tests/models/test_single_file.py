@@ -154,3 +154,32 @@ def test_generated_configs_construct_the_real_architectures(tmp_path, arch):
     else:
         assert 2.5e9 < params < 2.6e9  # SDXL UNet: 2.567 B parameters
         assert big.config.projection_dim == 1280
+
+
+def _xl_unet_out(models):
+    gen = torch.Generator().manual_seed(0)
+    sample = torch.randn(1, 4, 8, 8, generator=gen)
+    context = torch.randn(1, 77, models.unet.config.cross_attention_dim, generator=gen)
+    pooled = torch.randn(1, models.text_encoder_2.config.projection_dim, generator=gen)
+    added = {"text_embeds": pooled, "time_ids": torch.tensor([[64.0, 64.0, 0.0, 0.0, 64.0, 64.0]])}
+    with torch.no_grad():
+        return models.unet(sample, 500, encoder_hidden_states=context, added_cond_kwargs=added).sample
+
+
+def test_sdxl_folder_and_single_file_construct_and_match(anim_cache, tmp_path):
+    from anim.tiny import tiny_sdxl_dir
+
+    folder = tiny_sdxl_dir(anim_cache)
+    xl = load_models(str(folder), device="cpu")
+    assert xl.arch == "sdxl" and xl.is_sdxl and xl.text_encoder_2 is not None
+    assert xl.tokenizer_2("a").input_ids[-1] == xl.tokenizer_2.eos_token_id
+    path = save_ldm_checkpoint(xl, tmp_path / "tiny-xl.safetensors")
+    loaded = load_models(str(path), config_dir=folder, device="cpu")
+    assert loaded.arch == "sdxl"
+    assert torch.equal(_xl_unet_out(loaded), _xl_unet_out(xl))
+    ids = xl.tokenizer_2("a photo of a cat", return_tensors="pt").input_ids
+    with torch.no_grad():
+        a, b = loaded.text_encoder_2(ids), xl.text_encoder_2(ids)
+        assert torch.allclose(a.text_embeds, b.text_embeds, atol=1e-6)
+        assert torch.allclose(a.last_hidden_state, b.last_hidden_state, atol=1e-6)
+        assert torch.equal(loaded.text_encoder(ids)[0], xl.text_encoder(ids)[0])

@@ -183,3 +183,22 @@ def test_sdxl_folder_and_single_file_construct_and_match(anim_cache, tmp_path):
         assert torch.allclose(a.text_embeds, b.text_embeds, atol=1e-6)
         assert torch.allclose(a.last_hidden_state, b.last_hidden_state, atol=1e-6)
         assert torch.equal(loaded.text_encoder(ids)[0], xl.text_encoder(ids)[0])
+
+
+def test_vae_override_from_file_and_folder(tiny_models, tiny_dir, tmp_path):
+    from safetensors.torch import save_file
+
+    from tests.models.ckpt_layout import vae_to_ldm
+
+    standalone = {k.removeprefix("first_stage_model."): v.contiguous() for k, v in vae_to_ldm(tiny_models.vae).items()}
+    path = tmp_path / "vae-ft.safetensors"
+    save_file(standalone, str(path))  # unprefixed LDM keys, like the popular standalone VAE files
+    latents = torch.randn(1, 4, 4, 4, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        expected = tiny_models.vae.decode(latents).sample
+        for source in (path, tiny_dir):
+            models = load_models("tiny", vae=str(source), config_dir=tiny_dir, device="cpu",
+                                 cache_dir=tiny_dir.parent)
+            assert torch.equal(models.vae.decode(latents).sample, expected)
+    with pytest.raises(ModelError, match="VAE not found"):
+        load_models("tiny", vae=str(tmp_path / "none"), device="cpu", cache_dir=tiny_dir.parent)

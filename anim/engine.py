@@ -48,25 +48,54 @@ class PreviewMaker:
         return image, None
 
 
+class ModelCache:
+    """Loaded models kept between renders (a batch worker renders many jobs with one model)."""
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._bundle: tuple | None = None
+
+    def get(self, preset, device_name: str, low_memory: bool = False):
+        """(models, prompt encoder, diffuser) for this preset, reusing the last ones when they match."""
+        key = (preset.model, preset.vae, preset.allow_pickle, device_name, preset.dtype, low_memory,
+               tuple((lora.path,) for lora in preset.loras))
+        if key != self._key:
+            self._bundle, self._key = None, None  # free the old models before loading new ones
+            self._bundle, self._key = _load_bundle(preset, device_name, low_memory), key
+        return self._bundle
+
+
+def _load_bundle(p, device_name: str, low_memory: bool):
+    """Load the models of a preset and wrap them for the loop."""
+    from anim.conditioning import PromptEncoder
+    from anim.diffuse import Diffuser
+    from anim.models import apply_loras, load_models
+
+    models = load_models(p.model, vae=p.vae, allow_pickle=p.allow_pickle, device=device_name, dtype=p.dtype)
+    if p.loras:
+        apply_loras(models, [{"path": lora.path, "weight": 1.0} for lora in p.loras], allow_pickle=p.allow_pickle)
+    if low_memory:
+        models.vae.enable_tiling()
+        models.vae.enable_slicing()
+        models.unet.set_attention_slice("auto")
+    encoder = PromptEncoder(models.tokenizer, models.text_encoder, models.device, models.dtype)
+    return models, encoder, Diffuser(models)
+
+
 class DiffusionMaker:
     """A real frame: models loaded once; txt2img or init-image img2img first, then warp + img2img."""
 
     mode = "render"
 
-    def __init__(self, run: Run, device_name: str, times: dict) -> None:
-        from anim.conditioning import PromptEncoder
-        from anim.diffuse import Diffuser
-        from anim.models import apply_loras, load_models
+    def __init__(self, run: Run, device_name: str, times: dict, cache: ModelCache | None = None,
+                 low_memory: bool = False) -> None:
         from anim.samplers import a1111_label
 
         p = self.preset = run.preset
         started = time.perf_counter()
-        self.models = load_models(p.model, vae=p.vae, allow_pickle=p.allow_pickle, device=device_name, dtype=p.dtype)
-        if p.loras:
-            apply_loras(self.models, [{"path": lora.path, "weight": 1.0} for lora in p.loras], allow_pickle=p.allow_pickle)
+        cache = cache or ModelCache()
+        self.models, self.encoder, self.diffuser = cache.get(p, device_name, low_memory)
         self.device = self.models.device
-        self.encoder = PromptEncoder(self.models.tokenizer, self.models.text_encoder, self.device, self.models.dtype)
-        self.diffuser = Diffuser(self.models)
         self.sampler_label = a1111_label(p.sampler)
         self.model_hash, self.model_name = self.models.model_hash, self.models.name
         self.init = load_image(p.init_image, p.width, p.height, self.device, "init_image") if p.init_image else None
@@ -144,6 +173,9 @@ class _State:
         if state.get("mode", "render") != self.mode:
             raise PresetError(f"{self.run.dir}: holds a {state.get('mode')} run; use another --out for --{self.mode}")
         self.reference_path = state.get("color_reference")
+        threads = state.get("torch_threads")
+        if threads and threads != torch.get_num_threads():  # CPU results depend on the thread count
+            torch.set_num_threads(int(threads))
 
     def written(self, index: int) -> None:
         """Called by the writer thread once frame `index` is on disk."""
@@ -152,6 +184,7 @@ class _State:
             "next_frame": index + 1, "max_frames": self.run.preset.max_frames,
             "color_reference": self.reference_path,
             "rng": {"scheme": "per-frame", "note": "every draw is seeded by the frame's seed (schedule.csv)"},
+            "torch_threads": torch.get_num_threads(),
         }
         atomic_write_text(self.run.dir / STATE, json.dumps(state, indent=1))
 
@@ -174,8 +207,17 @@ def _reference(run: Run, state: _State, device: torch.device):
     return None
 
 
-def render_run(run: Run, frames: str | None = None, preview: bool = False, quiet: bool = False) -> int:
-    """Render (or preview) the frames of `run` that are not on disk yet, then encode the video."""
+class Stopped(Exception):
+    """The render was asked to stop between frames (SIGINT/SIGTERM); finished frames are on disk."""
+
+
+def render_run(run: Run, frames: str | None = None, preview: bool = False, quiet: bool = False, *,
+               cache: ModelCache | None = None, should_stop=None, low_memory: bool = False) -> int:
+    """Render (or preview) the frames of `run` that are not on disk yet, then encode the video.
+
+    `cache` keeps models between runs, `should_stop()` is asked between frames (raises `Stopped`),
+    `low_memory` turns on VAE tiling/slicing and attention slicing.
+    """
     p = run.preset
     frame_range = parse_frame_range(frames, p.max_frames)
     check_inputs(run)
@@ -189,7 +231,7 @@ def render_run(run: Run, frames: str | None = None, preview: bool = False, quiet
              frame_range.stop - 1, len(todo), state.hash)
     try:
         if todo:
-            _render_frames(run, todo, state, preview, quiet, times, log)
+            _render_frames(run, todo, state, preview, quiet, times, log, cache, should_stop, low_memory)
         started = time.perf_counter()
         video = _encode(run, frame_range) if p.output.video else None
         times["video"] += time.perf_counter() - started
@@ -203,13 +245,14 @@ def render_run(run: Run, frames: str | None = None, preview: bool = False, quiet
     return 0
 
 
-def _render_frames(run: Run, todo: list[int], state: _State, preview: bool, quiet: bool, times, log) -> None:
+def _render_frames(run: Run, todo: list[int], state: _State, preview: bool, quiet: bool, times, log,
+                   cache, should_stop, low_memory: bool) -> None:
     """The loop proper; completed frames are flushed to disk even when a later frame fails."""
     p = run.preset
     if preview:
         maker = PreviewMaker(run, torch.device(_device_name(p.device)))
     else:
-        maker = DiffusionMaker(run, p.device, times)
+        maker = DiffusionMaker(run, p.device, times, cache=cache, low_memory=low_memory)
     device = maker.device
     reference = _reference(run, state, device)
     writer = FrameWriter(after_write=state.written)
@@ -218,6 +261,8 @@ def _render_frames(run: Run, todo: list[int], state: _State, preview: bool, quie
     prev_index, prev = None, None
     try:
         for f in todo:
+            if should_stop is not None and should_stop():
+                raise Stopped(f"stopped before frame {f}; run again to continue")
             row = run.table.row(f)  # 1. this frame's row of the schedule
             if prev_index != f - 1:  # resume / sub-range: the previous output is what its PNG holds
                 prev_path = run.frame_path(f - 1)

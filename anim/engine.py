@@ -223,15 +223,17 @@ def render_run(run: Run, frames: str | None = None, preview: bool = False, quiet
     check_inputs(run)
     state = _State(run, "preview" if preview else "render")
     state.load()
-    run.write_plan()
-    log = run_logger(run.dir / "log.txt")
     times: dict[str, float] = defaultdict(float)
     todo = [f for f in frame_range if not is_complete_png(run.frame_path(f))]
+    # Models load before anything is written, so a bad model leaves an existing run folder as it was.
+    maker = _make_maker(run, preview, times, cache, low_memory) if todo else None
+    run.write_plan()
+    log = run_logger(run.dir / "log.txt")
     log.info("%s %s: frames %d..%d, %d to do, hash %s", state.mode, run.source, frame_range.start,
              frame_range.stop - 1, len(todo), state.hash)
     try:
         if todo:
-            _render_frames(run, todo, state, preview, quiet, times, log, cache, should_stop, low_memory)
+            _render_frames(run, todo, state, maker, quiet, times, log, should_stop)
         started = time.perf_counter()
         video = _encode(run, frame_range) if p.output.video else None
         times["video"] += time.perf_counter() - started
@@ -245,14 +247,17 @@ def render_run(run: Run, frames: str | None = None, preview: bool = False, quiet
     return 0
 
 
-def _render_frames(run: Run, todo: list[int], state: _State, preview: bool, quiet: bool, times, log,
-                   cache, should_stop, low_memory: bool) -> None:
+def _make_maker(run: Run, preview: bool, times, cache, low_memory: bool):
+    """The frame maker: camera-only preview, or diffusion with models from the cache."""
+    if preview:
+        return PreviewMaker(run, torch.device(_device_name(run.preset.device)))
+    return DiffusionMaker(run, run.preset.device, times, cache=cache, low_memory=low_memory)
+
+
+def _render_frames(run: Run, todo: list[int], state: _State, maker, quiet: bool, times, log, should_stop) -> None:
     """The loop proper; completed frames are flushed to disk even when a later frame fails."""
     p = run.preset
-    if preview:
-        maker = PreviewMaker(run, torch.device(_device_name(p.device)))
-    else:
-        maker = DiffusionMaker(run, p.device, times, cache=cache, low_memory=low_memory)
+    preview = maker.mode == "preview"
     device = maker.device
     reference = _reference(run, state, device)
     writer = FrameWriter(after_write=state.written)

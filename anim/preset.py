@@ -133,6 +133,17 @@ class Preset(_Section):
             raise ValueError(f"must be a multiple of 8 (got {value}; try {max(8, round(value / 8) * 8)})")
         return value
 
+    @field_validator("sampler")
+    @classmethod
+    def _known_sampler(cls, value: str) -> str:
+        from anim.samplers import sampler_names  # a plain table: imports neither torch nor diffusers
+
+        if value.lower() not in sampler_names():
+            close = difflib.get_close_matches(value.lower(), sampler_names(), n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise ValueError(f"unknown sampler '{value}'; {hint}valid: {', '.join(sampler_names())}")
+        return value.lower()
+
     @field_validator("prompts")
     @classmethod
     def _some_prompt(cls, value: dict) -> dict:

@@ -58,7 +58,7 @@ class ModelCache:
     def get(self, preset, device_name: str, low_memory: bool = False):
         """(models, prompt encoder, diffuser) for this preset, reusing the last ones when they match."""
         key = (preset.model, preset.vae, preset.allow_pickle, device_name, preset.dtype, low_memory,
-               tuple((lora.path,) for lora in preset.loras))
+               tuple((lora.path,) for lora in preset.loras), preset.performance.model_dump_json())
         if key != self._key:
             self._bundle, self._key = None, None  # free the old models before loading new ones
             self._bundle, self._key = _load_bundle(preset, device_name, low_memory), key
@@ -74,10 +74,11 @@ def _load_bundle(p, device_name: str, low_memory: bool):
     models = load_models(p.model, vae=p.vae, allow_pickle=p.allow_pickle, device=device_name, dtype=p.dtype)
     if p.loras:
         apply_loras(models, [{"path": lora.path, "weight": 1.0} for lora in p.loras], allow_pickle=p.allow_pickle)
+    from anim.performance import apply_performance, enable_low_memory
+
+    apply_performance(models, p.performance)
     if low_memory:
-        models.vae.enable_tiling()
-        models.vae.enable_slicing()
-        models.unet.set_attention_slice("auto")
+        enable_low_memory(models)
     encoder = PromptEncoder(models.tokenizer, models.text_encoder, models.device, models.dtype)
     return models, encoder, Diffuser(models)
 

@@ -65,6 +65,16 @@ class ControlUnit(_Section):
     annotator_model: Optional[str] = None
 
 
+class Performance(_Section):
+    """Speed/memory switches; layout and fusion apply on CUDA only (CPU results stay bit-exact)."""
+
+    channels_last: bool = True
+    fuse_qkv: bool = True
+    compile: bool = False  # torch.compile the UNet (minutes of compile, then faster frames)
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = "default"
+    low_vram: bool = False  # VAE tiling/slicing + attention slicing
+
+
 class Output(_Section):
     """Video encoding of the finished frames."""
 
@@ -125,6 +135,7 @@ class Preset(_Section):
 
     controlnet: list[ControlUnit] = Field(default_factory=list)
     output: Output = Field(default_factory=Output)
+    performance: Performance = Field(default_factory=Performance)
 
     @field_validator("width", "height")
     @classmethod
@@ -346,7 +357,7 @@ def resolved_yaml(preset: Preset) -> str:
 
 
 # Keys that change only the encoded video, not a single frame: a resume may differ in these.
-VIDEO_ONLY_KEYS = ("output",)
+VIDEO_ONLY_KEYS = ("output", "performance")  # performance switches change speed, not the frames' recipe
 
 
 def frames_hash(preset: Preset) -> str:

@@ -1,0 +1,8 @@
+"""ControlNet units: control-frame sources, annotators (controlnet-aux, offline pose), map cache."""
+from anim.control.annotators import Annotator, PoseOffline, get_annotator
+from anim.control.cache import MapCache, cache_key
+from anim.control.sources import FrameSource, open_source, resize_frame, source_audio
+from anim.control.units import ControlUnits
+
+__all__ = ["Annotator", "ControlUnits", "FrameSource", "MapCache", "PoseOffline", "cache_key", "get_annotator",
+           "open_source", "resize_frame", "source_audio"]

@@ -1,0 +1,264 @@
+"""Annotators (ControlNet preprocessors): an RGB frame in, an 8-bit RGB control map of the same size out.
+
+`get_annotator(name, ...)` builds one. Weighted controlnet-aux annotators load only weights that
+are already on this machine (a local folder or the hub cache) and, being pickles, only with
+allow_pickle; `pose_offline` needs no download at all (mediapipe's bundled BlazePose model).
+"""
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from anim.control.pose import blazepose_to_openpose, draw_openpose
+from anim.errors import ModelError
+
+DEFAULT_ANNOTATOR_REPO = "lllyasviel/Annotators"
+MEDIAPIPE_INSTALL = "pip install --no-deps mediapipe==0.10.14 absl-py flatbuffers 'protobuf>=4.25.3,<5'"
+POSE_MODEL = Path("modules") / "pose_landmark" / "pose_landmark_full.tflite"
+
+# name -> (controlnet_aux class, weight files in the folder/repo, fixed call arguments, option defaults)
+WEIGHTED = {
+    "openpose": ("OpenposeDetector", ("body_pose_model.pth", "hand_pose_model.pth", "facenet.pth"),
+                 {"include_body": True}, {"include_hand": False, "include_face": False}),
+    "depth": ("MidasDetector", ("dpt_hybrid-midas-501f0c75.pt",), {}, {}),
+    "lineart": ("LineartDetector", ("sk_model.pth", "sk_model2.pth"), {}, {"coarse": False}),
+    "softedge": ("HEDdetector", ("ControlNetHED.pth",), {}, {"safe": False}),
+    "scribble": ("HEDdetector", ("ControlNetHED.pth",), {"scribble": True}, {"safe": False}),
+    "mlsd": ("MLSDdetector", ("mlsd_large_512_fp32.pth",), {}, {"thr_v": 0.1, "thr_d": 0.1}),
+    "normal": ("NormalBaeDetector", ("scannet.pt",), {}, {}),
+}
+DETECT_RESOLUTION_PX = 512  # weighted annotators see the frame at this short side, as they were trained
+
+
+class Annotator:
+    """Callable (H, W, 3) uint8 -> (H, W, 3) uint8 control map; settings() feeds the map cache key."""
+
+    name = "annotator"
+
+    def __init__(self, options: dict | None = None, defaults: dict | None = None) -> None:
+        self.options = _merge_options(self.name, defaults or {}, options or {})
+        self.calls = 0
+
+    def __call__(self, image_u8: np.ndarray) -> np.ndarray:
+        _check_image(image_u8, self.name)
+        self.calls += 1
+        result = np.ascontiguousarray(self._annotate(image_u8))
+        return _same_size(result, image_u8.shape[1], image_u8.shape[0])
+
+    def _annotate(self, image_u8: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def settings(self) -> dict:
+        """Name and every option that changes the map."""
+        return {"name": self.name, **self.options}
+
+
+class Passthrough(Annotator):
+    """`none`: the input already is a control map (also `pose_json`, whose source draws the map)."""
+
+    def __init__(self, name: str = "none") -> None:
+        self.name = name
+        super().__init__()
+
+    def _annotate(self, image_u8: np.ndarray) -> np.ndarray:
+        return image_u8.copy()
+
+
+class Canny(Annotator):
+    """Canny edges (controlnet-aux CannyDetector) at the frame's own size."""
+
+    name = "canny"
+
+    def __init__(self, options: dict | None = None) -> None:
+        super().__init__(options, {"low_threshold": 100, "high_threshold": 200})
+        self._detector = _controlnet_aux().CannyDetector()
+
+    def _annotate(self, image_u8: np.ndarray) -> np.ndarray:
+        side = min(image_u8.shape[:2])
+        return self._detector(image_u8, low_threshold=int(self.options["low_threshold"]),
+                              high_threshold=int(self.options["high_threshold"]), detect_resolution=side,
+                              image_resolution=side, output_type="np")
+
+
+class Weighted(Annotator):
+    """A controlnet-aux annotator with network weights, loaded from local files only."""
+
+    def __init__(self, name: str, *, model: str | None, device, allow_pickle: bool, options: dict | None) -> None:
+        self.name = name
+        class_name, files, self._fixed, defaults = WEIGHTED[name]
+        super().__init__(options, {"detect_resolution": DETECT_RESOLUTION_PX, **defaults})
+        self.source = model or DEFAULT_ANNOTATOR_REPO
+        folder = local_weights(name, self.source, files)
+        if not allow_pickle:
+            raise ModelError(f"annotator '{name}': its weights {folder / files[0]} are a Python pickle, which can "
+                             f"run code when loaded; set `allow_pickle: true` if you trust {self.source}, "
+                             f"or use {_alternative(name)}")
+        self._detector = _load_detector(name, class_name, folder, device)
+
+    def _annotate(self, image_u8: np.ndarray) -> np.ndarray:
+        side = min(image_u8.shape[:2])
+        return self._detector(image_u8, image_resolution=side, output_type="np", **self._fixed, **self.options)
+
+    def settings(self) -> dict:
+        return {**super().settings(), "model": self.source}
+
+
+class PoseOffline(Annotator):
+    """OpenPose-style skeleton from mediapipe BlazePose (bundled model, no download), drawn our way.
+
+    Every frame is detected on its own (static image mode), so a map never depends on which frames
+    came before it: re-runs, resumes and partial renders give identical maps.
+    """
+
+    name = "pose_offline"
+
+    def __init__(self, options: dict | None = None) -> None:
+        super().__init__(options, {"min_confidence": 0.5})
+        mp = _import_mediapipe()
+        self.mediapipe_version = getattr(mp, "__version__", "?")
+        self._pose = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1,
+                                            enable_segmentation=False, min_detection_confidence=0.5)
+        self._lock = threading.Lock()
+
+    def keypoints(self, image_u8: np.ndarray) -> np.ndarray:
+        """(18, 3) OpenPose keypoints [x_px, y_px, visibility]; all zero when nobody is found."""
+        _check_image(image_u8, self.name)
+        height, width = image_u8.shape[:2]
+        with self._lock, warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # protobuf 4 deprecation notes inside mediapipe
+            result = self._pose.process(np.ascontiguousarray(image_u8))
+        if result.pose_landmarks is None:
+            return np.zeros((18, 3), dtype=np.float64)
+        blaze = np.array([(p.x, p.y, p.visibility) for p in result.pose_landmarks.landmark], dtype=np.float64)
+        return blazepose_to_openpose(blaze, width, height)
+
+    def _annotate(self, image_u8: np.ndarray) -> np.ndarray:
+        keypoints = self.keypoints(image_u8)
+        people = [keypoints] if keypoints[:, 2].any() else []
+        return draw_openpose(people, image_u8.shape[1], image_u8.shape[0], float(self.options["min_confidence"]))
+
+    def settings(self) -> dict:
+        return {**super().settings(), "mediapipe": self.mediapipe_version, "model_complexity": 1}
+
+    def close(self) -> None:
+        """Free the mediapipe graph."""
+        self._pose.close()
+
+
+NAMES = ("none", "canny", "pose_offline", "pose_json", *WEIGHTED)
+
+
+def get_annotator(name: str, *, model: str | None = None, device="cpu", allow_pickle: bool = False,
+                  options: dict | None = None) -> Annotator:
+    """The annotator called `name`; model is a local folder or hub id (weighted annotators only)."""
+    key = str(name or "none").strip().lower()
+    if key in ("none", "pose_json"):
+        return Passthrough(key)
+    if key == "canny":
+        return Canny(options)
+    if key == "pose_offline":
+        return PoseOffline(options)
+    if key in WEIGHTED:
+        return Weighted(key, model=model, device=device, allow_pickle=allow_pickle, options=options)
+    raise ModelError(f"annotator {name!r} is unknown; use one of: {', '.join(NAMES)}")
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def local_weights(name: str, source: str, files: tuple[str, ...]) -> Path:
+    """The folder that holds every weight file, from a local folder or the hub cache; never downloads."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        missing = [f for f in files if not (path / f).is_file()]
+        folder = path
+    else:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = {f: try_to_load_from_cache(source, f) for f in files}
+        missing = [f for f, hit in found.items() if not isinstance(hit, str)]
+        parents = {Path(hit).parent for hit in found.values() if isinstance(hit, str)}
+        folder = parents.pop() if len(parents) == 1 else path
+        if len(parents) > 0:  # files from different snapshots: treat as incomplete
+            missing = list(files)
+    if missing:
+        raise ModelError(f"annotator '{name}': weights {', '.join(missing)} are not on this machine ({source}; "
+                         f"nothing is downloaded while rendering); put them in a folder and set annotator_model "
+                         f"to it, or use {_alternative(name)}")
+    return folder
+
+
+def _alternative(name: str) -> str:
+    """The annotator that needs no downloaded weights, for error messages."""
+    return "`annotator: pose_offline` (no weights needed)" if name == "openpose" else "`annotator: canny` (no weights needed)"
+
+
+def _load_detector(name: str, class_name: str, folder: Path, device):
+    """controlnet_aux `class_name`.from_pretrained(folder), moved to the device; ModelError on failure."""
+    try:
+        detector = getattr(_controlnet_aux(), class_name).from_pretrained(str(folder))
+        if hasattr(detector, "to"):
+            detector = detector.to(device)
+    except Exception as exc:  # noqa: BLE001 - any failure of a third-party loader becomes one line
+        from anim.checkpoints import one_line
+
+        raise ModelError(f"annotator '{name}': could not load its weights from {folder} ({one_line(exc)}); "
+                         f"check the files or use {_alternative(name)}") from None
+    return detector
+
+
+def _controlnet_aux():
+    """controlnet_aux, imported without the deprecation chatter of its timm / registry imports."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import controlnet_aux
+    return controlnet_aux
+
+
+def _import_mediapipe():
+    """mediapipe with its bundled full BlazePose model, or a ModelError saying how to install it."""
+    os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ start-up chatter
+    try:
+        import mediapipe as mp
+
+        mp.solutions.pose  # noqa: B018 - the import that fails on a broken install (protobuf, cv2)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelError(f"annotator 'pose_offline' needs mediapipe ({type(exc).__name__}: {str(exc)[:100]}); "
+                         f"install it with: {MEDIAPIPE_INSTALL}") from None
+    if not (Path(mp.__file__).parent / POSE_MODEL).is_file():
+        raise ModelError(f"annotator 'pose_offline': mediapipe has no bundled {POSE_MODEL}; "
+                         f"reinstall it with: {MEDIAPIPE_INSTALL}")
+    return mp
+
+
+def _merge_options(name: str, defaults: dict, options: dict) -> dict:
+    """Defaults updated by the user's options; an unknown option is an error naming the valid ones."""
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        valid = ", ".join(defaults) or "none"
+        raise ModelError(f"annotator '{name}': unknown option {', '.join(unknown)}; valid options: {valid}")
+    return {**defaults, **options}
+
+
+def _check_image(image_u8: np.ndarray, name: str) -> None:
+    """Annotators take (H, W, 3) uint8 RGB frames."""
+    if not isinstance(image_u8, np.ndarray) or image_u8.dtype != np.uint8 or image_u8.ndim != 3 \
+            or image_u8.shape[2] != 3:
+        shape = getattr(image_u8, "shape", None)
+        raise ModelError(f"annotator '{name}': expected an (H, W, 3) uint8 image, got {shape}")
+
+
+def _same_size(result: np.ndarray, width: int, height: int) -> np.ndarray:
+    """A map as (height, width, 3) uint8: grey maps get three channels, other sizes are resized."""
+    if result.ndim == 2:
+        result = np.repeat(result[:, :, None], 3, axis=2)
+    if result.shape[2] == 1:
+        result = np.repeat(result, 3, axis=2)
+    if result.shape[:2] != (height, width):
+        result = cv2.resize(result, (width, height), interpolation=cv2.INTER_LINEAR)
+    return np.ascontiguousarray(result[:, :, :3].astype(np.uint8, copy=False))

@@ -27,7 +27,8 @@ CONSISTENCY_ALPHA = 0.01
 CONSISTENCY_BETA_PX2 = 0.5
 _PADDING_MODE = {"replicate": "border", "reflect": "reflection", "reflection": "reflection",
                  "zeros": "zeros", "wrap": "border"}
-_RAFT_PAD_PX = 8  # RAFT needs sides that are multiples of 8
+_RAFT_MULTIPLE_PX = 8  # RAFT needs sides that are multiples of 8 ...
+_RAFT_MIN_SIDE_PX = 128  # ... and at least 128 px (its correlation pyramid)
 
 
 # ---- sampling ---------------------------------------------------------------------------------
@@ -198,7 +199,7 @@ def raft_weights_path(method: str) -> Path:
     """Where torch hub keeps the RAFT checkpoint for ``method`` (whether or not it is there)."""
     from torchvision.models.optical_flow import Raft_Large_Weights, Raft_Small_Weights
 
-    weights = Raft_Small_Weights.DEFAULT if method == "raft_small" else Raft_Large_Weights.DEFAULT
+    weights = Raft_Small_Weights.DEFAULT if method == "raft_small" else Raft_Large_Weights.DEFAULT  # raft = large
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
 
 
@@ -206,7 +207,8 @@ _RAFT_CACHE: dict = {}
 
 
 def load_raft(method: str, device: torch.device) -> torch.nn.Module:
-    """A torchvision RAFT with weights read from the local torch hub cache (ModelError if absent)."""
+    """A torchvision RAFT (``raft`` = ``raft_large``, or ``raft_small``) with weights read from the
+    local torch hub cache; ModelError naming the method and the expected file when absent."""
     from torchvision.models.optical_flow import raft_large, raft_small
 
     path = raft_weights_path(method)
@@ -227,13 +229,20 @@ def load_raft(method: str, device: torch.device) -> torch.nn.Module:
     return model
 
 
+def raft_pad(height: int, width: int) -> tuple[int, int, int, int]:
+    """F.pad amounts (left, right, top, bottom) that make a frame fit RAFT."""
+    def extra(side: int) -> int:
+        return max(_RAFT_MIN_SIDE_PX, side + (-side) % _RAFT_MULTIPLE_PX) - side
+
+    return 0, extra(width), 0, extra(height)
+
+
 def raft_flow(a: torch.Tensor, b: torch.Tensor, method: str = "raft") -> torch.Tensor:
-    """RAFT forward flow a->b, (1, 2, H, W) on the frames' device; frames are padded (replicate) to
-    multiples of 8 and the flow cropped back."""
-    name = "raft_large" if method == "raft" else method
-    model = load_raft(name, a.device)
+    """RAFT forward flow a->b, (1, 2, H, W) on the frames' device; frames are padded (replicate) on
+    the right/bottom to fit RAFT and the flow cropped back."""
+    model = load_raft(method, a.device)
     height, width = a.shape[-2:]
-    pad = (0, (-width) % _RAFT_PAD_PX, 0, (-height) % _RAFT_PAD_PX)
+    pad = raft_pad(height, width)
     a_in = F.pad(a * 2.0 - 1.0, pad, mode="replicate")
     b_in = F.pad(b.to(a.device) * 2.0 - 1.0, pad, mode="replicate")
     with torch.no_grad():

@@ -25,6 +25,7 @@ from anim.batch_session import Session
 from anim.errors import AnimError
 
 _CACHE = None  # this process's ModelCache: kept between jobs that use the same model
+_DEFAULT_THREADS: int | None = None  # torch's CPU thread count before the first job changed it
 _TERMINATED = threading.Event()  # SIGTERM sent to this worker directly
 
 
@@ -83,13 +84,14 @@ def reset_model_cache() -> None:
 
 def engine_render(run, *, should_stop, low_memory: bool, threads: int | None = None) -> None:
     """The real render: anim.engine.render_run with this process's model cache, output kept quiet."""
-    global _CACHE
+    global _CACHE, _DEFAULT_THREADS
     import torch
 
     from anim.engine import ModelCache, render_run
 
-    if threads:
-        torch.set_num_threads(threads)  # the engine may have adopted a resumed run's count for the last job
+    if _DEFAULT_THREADS is None:
+        _DEFAULT_THREADS = torch.get_num_threads()
+    torch.set_num_threads(threads or _DEFAULT_THREADS)  # a resumed job before may have set its recorded count
     if _CACHE is None:
         _CACHE = ModelCache()
     with contextlib.redirect_stdout(io.StringIO()):

@@ -1,0 +1,65 @@
+"""Helpers for the batch tests: tiny presets written on the fly, the CLI as a subprocess, run folder reads."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+# 2-3 frames at 64x64 with 2 steps: a job takes ~0.2 s once the tiny model is loaded.
+TINY = {
+    "model": "tiny", "width": 64, "height": 64, "fps": 4, "max_frames": 3, "seed": 1, "steps": 2,
+    "prompts": {0: "a cabin in the woods"}, "motion": {"mode": "2d", "zoom": "0:(1.02)"},
+}
+
+
+def write_preset(folder: Path, name: str, **changes) -> Path:
+    """folder/name.yaml: the TINY preset with `changes` (top-level keys) applied."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({**TINY, **changes}, sort_keys=False))
+    return path
+
+
+def six_presets(folder: Path) -> Path:
+    """p1..p6 in `folder`, p4 broken (an unknown key)."""
+    for i in range(1, 7):
+        write_preset(folder, f"p{i}", seed=i, prompts={0: f"a cabin, take {i}"})
+    (folder / "p4.yaml").write_text((folder / "p4.yaml").read_text() + "zoom_typo: 1.0\n")
+    return folder
+
+
+def batch_cli(*args, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`python render.py batch ARGS` from the repository root."""
+    return subprocess.run([sys.executable, str(ROOT / "render.py"), "batch", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def batch_popen(*args) -> subprocess.Popen:
+    """The same, started in the background (output discarded)."""
+    return subprocess.Popen([sys.executable, str(ROOT / "render.py"), "batch", *map(str, args)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def rows(root: Path) -> dict[str, dict]:
+    """batch.json as {job name: row}."""
+    return {row["name"]: row for row in json.loads((root / "batch.json").read_text())}
+
+
+def frame_bytes(run_dir: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((run_dir / "frames").glob("*.png"))}
+
+
+def mtimes(root: Path) -> dict[Path, int]:
+    """mtime of every frame and video under a batch root."""
+    files = list(root.glob("*/frames/*.png")) + list(root.glob("*/video.mp4"))
+    return {p: p.stat().st_mtime_ns for p in files}
+
+
+def render_starts(run_dir: Path) -> int:
+    """How many times the engine started on this run folder (one `render ...` line per render_run)."""
+    log = run_dir / "log.txt"
+    return sum(" INFO render " in line for line in log.read_text().splitlines()) if log.exists() else 0

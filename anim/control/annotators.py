@@ -7,8 +7,10 @@ allow_pickle; `pose_offline` needs no download at all (mediapipe's bundled Blaze
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -79,7 +81,7 @@ class Canny(Annotator):
         self._detector = _controlnet_aux().CannyDetector()
 
     def _annotate(self, image_u8: np.ndarray) -> np.ndarray:
-        side = min(image_u8.shape[:2])
+        side = _aux_side(image_u8)
         return self._detector(image_u8, low_threshold=int(self.options["low_threshold"]),
                               high_threshold=int(self.options["high_threshold"]), detect_resolution=side,
                               image_resolution=side, output_type="np")
@@ -101,7 +103,7 @@ class Weighted(Annotator):
         self._detector = _load_detector(name, class_name, folder, device)
 
     def _annotate(self, image_u8: np.ndarray) -> np.ndarray:
-        side = min(image_u8.shape[:2])
+        side = _aux_side(image_u8)
         return self._detector(image_u8, image_resolution=side, output_type="np", **self._fixed, **self.options)
 
     def settings(self) -> dict:
@@ -124,6 +126,8 @@ class PoseOffline(Annotator):
         self._pose = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1,
                                             enable_segmentation=False, min_detection_confidence=0.5)
         self._lock = threading.Lock()
+        with _silenced_stderr():  # the graph starts on the first frame and logs TFLite notes to fd 2
+            self.keypoints(np.zeros((64, 64, 3), dtype=np.uint8))
 
     def keypoints(self, image_u8: np.ndarray) -> np.ndarray:
         """(18, 3) OpenPose keypoints [x_px, y_px, visibility]; all zero when nobody is found."""
@@ -236,6 +240,20 @@ def _import_mediapipe():
     return mp
 
 
+@contextmanager
+def _silenced_stderr():
+    """Send the process's stderr (fd 2, where native libraries log) to /dev/null for a moment."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _merge_options(name: str, defaults: dict, options: dict) -> dict:
     """Defaults updated by the user's options; an unknown option is an error naming the valid ones."""
     unknown = sorted(set(options) - set(defaults))
@@ -243,6 +261,12 @@ def _merge_options(name: str, defaults: dict, options: dict) -> dict:
         valid = ", ".join(defaults) or "none"
         raise ModelError(f"annotator '{name}': unknown option {', '.join(unknown)}; valid options: {valid}")
     return {**defaults, **options}
+
+
+def _aux_side(image_u8: np.ndarray) -> int:
+    """The short side to hand controlnet-aux: the frame's own (it rounds sizes to multiples of 64, so
+    at least 64); the map comes back at the frame's size either way."""
+    return max(64, min(image_u8.shape[:2]))
 
 
 def _check_image(image_u8: np.ndarray, name: str) -> None:

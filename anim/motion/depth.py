@@ -178,6 +178,14 @@ def tiny_depth_dir(cache_dir: Path | None = None) -> Path:
     return build_once(root / TINY_DEPTH_VERSION, _write_tiny_depth)
 
 
+def _own_memory(module: torch.nn.Module) -> None:
+    """Copy memory-mapped CPU weights into fresh tensors: CPU kernels choose SIMD paths by
+    alignment, so otherwise the same weights could give different bits from load to load."""
+    with torch.no_grad():
+        for tensor in [*module.parameters(), *module.buffers()]:
+            tensor.data = tensor.data.clone()
+
+
 def _is_metric(config) -> bool:
     """Whether a checkpoint predicts depth (True) or relative disparity (False)."""
     if getattr(config, "depth_estimation_type", None) == "metric":
@@ -205,6 +213,8 @@ def _load_transformers(source: str, device: torch.device, dtype: torch.dtype) ->
         reason = " ".join(str(exc).split())[:140]
         raise ModelError(f"depth model folder '{source}' could not be loaded ({reason}); {WAY_OUT}") from None
     model = model.to(device).eval()
+    if device.type == "cpu":
+        _own_memory(model)
     return DepthModel(name=source, model=model, processor=processor, device=device, dtype=dtype,
                       metric=_is_metric(model.config))
 

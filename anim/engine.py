@@ -100,7 +100,28 @@ class DiffusionMaker:
         self.sampler_label = a1111_label(p.sampler)
         self.model_hash, self.model_name = self.models.model_hash, self.models.name
         self.init = load_image(p.init_image, p.width, p.height, self.device, "init_image") if p.init_image else None
+        self.video = self.controls = None
+        if p.init_video:
+            from anim.control.sources import open_source
+
+            self.video = open_source(p.init_video, width=p.width, height=p.height, resize="crop",
+                                     nth=p.extract_nth_frame, start_s=p.video_start, end_s=p.video_end,
+                                     what="init_video")
+        if p.controlnet:
+            from anim.control.units import ControlUnits
+
+            self.controls = ControlUnits(p.controlnet, run_dir=run.dir, width=p.width, height=p.height,
+                                         device=self.device, dtype=self.models.dtype, allow_pickle=p.allow_pickle,
+                                         nth=p.extract_nth_frame, start_s=p.video_start, end_s=p.video_end)
         times["load models"] += time.perf_counter() - started
+
+    def close(self, log) -> None:
+        """Release video decoders and annotators; log what the control units cost."""
+        if self.controls is not None:
+            log.info(self.controls.note())
+            self.controls.close()
+        if self.video is not None:
+            self.video.close()
 
     def make(self, row: dict, prev: torch.Tensor | None, reference, times: dict):
         """(image, denoise used or None for txt2img); `reference` is a prepared colour reference or None."""
@@ -115,19 +136,30 @@ class DiffusionMaker:
             row["blend_weight"], mode=p.prompt_blend_mode,
         )
         times["prompt"] += time.perf_counter() - started
-        if prev is None:  # 1. the first frame: txt2img, or img2img of init_image with init_denoise
-            init, denoise = self.init, (p.init_denoise if self.init is not None else None)
+        frame = int(row["frame"])
+        source = from_uint8_hwc(self.video.frame(frame), self.device) if self.video is not None else None
+        warped = None
+        if prev is None:  # 1. the first frame: the input frame, init_image with init_denoise, or txt2img
+            if source is not None:
+                init, denoise = source, row["denoise"]
+            else:
+                init, denoise = self.init, (p.init_denoise if self.init is not None else None)
         else:
             started = time.perf_counter()
-            init = warp(prev, row, p)  # 2. warp the previous output by this frame's camera motion
+            warped = warp(prev, row, p)  # 2. warp the previous output by this frame's camera motion
+            # video input: the input frame, steadied toward the warped previous output by video_blend
+            init = warped if source is None else torch.lerp(source, warped, float(row["video_blend"]))
             init = prepare_init(init, reference, row, p)  # 3. colour match, contrast, unsharp, noise
             denoise = row["denoise"]
             times["warp+coherence"] += time.perf_counter() - started
         started = time.perf_counter()
+        controls = self.controls.for_frame(frame, row, warped) if self.controls is not None else None
+        times["control maps"] += time.perf_counter() - started  # 4. conditioning: control maps (cached)
+        started = time.perf_counter()
         image = self.diffuser(  # 5. img2img (or txt2img) with the frame's settings and seed
             init=init, cond=cond, uncond=uncond, denoise=1.0 if denoise is None else denoise,
             cfg_scale=row["cfg_scale"], steps=int(row["steps"]), sampler=p.sampler, seed=int(row["seed"]),
-            width=p.width, height=p.height,
+            width=p.width, height=p.height, controls=controls,
         )
         times["diffusion"] += time.perf_counter() - started
         if has_bad_pixels(image):
@@ -149,11 +181,9 @@ def check_inputs(run: Run) -> None:
     """Fail before any work when an input file named by the preset is missing."""
     p = run.preset
     for key, value in (("init_image", p.init_image), ("color_reference", p.color_reference),
-                       ("output.audio", p.output.audio)):
+                       ("output.audio", p.output.audio), ("init_video", p.init_video)):
         if value and not Path(value).is_file():
             raise InputError(f"{key}: file not found: {value}")
-    if p.init_video or p.controlnet:
-        raise PresetError("init_video / controlnet: video input and ControlNet units are not built yet (issue C)")
     if p.motion.mode == "3d":
         raise PresetError("motion.mode: '3d' needs the depth camera, which is not built yet; use 2d or none")
 
@@ -288,6 +318,8 @@ def _render_frames(run: Run, todo: list[int], state: _State, maker, quiet: bool,
             log.info("frame %d/%d seed %d denoise %s", f, total - 1, row["seed"], denoise)
     finally:
         bar.close()
+        if hasattr(maker, "close"):
+            maker.close(log)
         started = time.perf_counter()
         writer.close()  # 8. state.json follows each durable PNG (see _State.written)
         times["write"] += time.perf_counter() - started
@@ -301,5 +333,20 @@ def _encode(run: Run, frame_range: range) -> Path | None:
         return None
     full = len(frame_range) == p.max_frames
     name = "video.mp4" if full else f"video_{frame_range.start:06d}-{frame_range.stop - 1:06d}.mp4"
-    audio = Path(p.output.audio) if p.output.audio else None
-    return encode_video(run.frames_dir, run.dir / name, fps=p.fps, crf=p.output.crf, audio=audio, frames=paths)
+    audio, audio_start_s = _audio(p), frame_range.start / p.fps
+    if audio is not None and p.init_video and audio == Path(p.init_video):
+        audio_start_s += p.video_start  # the input's sound, from where its frames start
+    return encode_video(run.frames_dir, run.dir / name, fps=p.fps, crf=p.output.crf, audio=audio, frames=paths,
+                        audio_start_s=audio_start_s)
+
+
+def _audio(p) -> Path | None:
+    """output.audio, else the input video's own sound track when it has one."""
+    if p.output.audio:
+        return Path(p.output.audio)
+    if p.init_video:
+        from anim.control.sources import source_audio
+
+        if source_audio(p.init_video):
+            return Path(p.init_video)
+    return None

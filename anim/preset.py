@@ -95,8 +95,8 @@ class Preset(_Section):
 
     width: int = Field(512, ge=64, le=8192)
     height: int = Field(512, ge=64, le=8192)
-    fps: float = Field(12.0, gt=0, le=240)
-    max_frames: int = Field(96, ge=1, le=1_000_000)
+    fps: Optional[float] = Field(None, gt=0, le=240)  # default: init_video's fps / extract_nth_frame, else 12
+    max_frames: Optional[int] = Field(None, ge=1, le=1_000_000)  # default: init_video's frame count, else 96
 
     seed: int = Field(-1, ge=-1, le=2**32 - 1)  # -1: pick one, recorded in preset.resolved.yaml
     seed_behavior: Literal["iter", "fixed", "random", "ladder", "alternate", "schedule"] = "iter"
@@ -277,6 +277,7 @@ def validate_preset(data: dict, source: str, lines: dict, overrides: dict | None
     except ValidationError as exc:
         shell = LoadedPreset.model_construct(preset=None, source=source, lines=lines, overrides=overrides)
         raise _first_error(exc, shell) from None
+    resolve_input_defaults(preset)
     seed_was_random = preset.seed == -1
     if seed_was_random:
         preset.seed = secrets.randbelow(2**32 - 1)
@@ -286,6 +287,27 @@ def validate_preset(data: dict, source: str, lines: dict, overrides: dict | None
 
     check_schedules(loaded)
     return loaded
+
+
+DEFAULT_FPS, DEFAULT_MAX_FRAMES = 12.0, 96
+
+
+def resolve_input_defaults(preset: Preset) -> None:
+    """Fill max_frames/fps from init_video (every input frame, at the input's rate) or the defaults."""
+    if preset.init_video and (preset.max_frames is None or preset.fps is None):
+        from anim.control.videosource import VideoSource  # probes the file; only when a default needs it
+
+        video = VideoSource(Path(preset.init_video), preset.width, preset.height, "crop", "init_video",
+                            nth=preset.extract_nth_frame, start_s=preset.video_start, end_s=preset.video_end)
+        video.close()
+        if preset.max_frames is None:
+            preset.max_frames = video.n_frames
+        if preset.fps is None and video.fps:
+            preset.fps = round(video.fps, 6)
+    if preset.max_frames is None:
+        preset.max_frames = DEFAULT_MAX_FRAMES
+    if preset.fps is None:
+        preset.fps = DEFAULT_FPS
 
 
 def _first_error(exc: ValidationError, shell: LoadedPreset) -> PresetError:

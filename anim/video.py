@@ -137,9 +137,11 @@ def encode_video(
     pattern: str = "%06d.png",
     start_number: int = 0,
     frames: Sequence[Path] | None = None,
+    audio_start_s: float = 0.0,
 ) -> Path:
     """Encode ``frames_dir/pattern`` from ``start_number`` (or exactly the ``frames`` paths, for a
-    sub-range) to H.264 mp4 at ``fps``; mux ``audio`` (re-encoded to AAC, cut to the shorter).
+    sub-range) to H.264 mp4 at ``fps``; mux ``audio`` from ``audio_start_s`` seconds on (re-encoded
+    to AAC, cut to the shorter), so a clip of a longer source keeps its sound in sync.
     Atomic: the target appears only when ffmpeg succeeded. Returns ``out_path``."""
     frames_dir, out_path = Path(frames_dir), Path(out_path)
     if frames is None:
@@ -163,10 +165,13 @@ def encode_video(
         input_pattern = _link_sequence(frames, link_dir)
         args = ["-framerate", fps_rational(fps), "-start_number", "0", "-i", input_pattern]
         if audio is not None:
-            args += ["-i", str(audio)]
+            args += (["-ss", f"{audio_start_s:.6f}"] if audio_start_s > 0 else []) + ["-i", str(audio)]
         args += ["-map", "0:v:0"]
         if audio is not None:
-            args += ["-map", "1:a:0", "-c:a", "aac", "-b:a", "192k", "-shortest"]
+            # -shortest, with the audio padded by a hair (two frames + one AAC frame) so streams of equal
+            # length never lose the last video frame to AAC's frame rounding
+            pad_s = 2.0 / float(fps) + 0.05
+            args += ["-map", "1:a:0", "-af", f"apad=pad_dur={pad_s:.4f}", "-c:a", "aac", "-b:a", "192k", "-shortest"]
         args += [
             "-frames:v", str(len(frames)), "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", str(int(crf)),
             "-movflags", "+faststart", tmp_name,

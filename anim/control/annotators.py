@@ -179,17 +179,9 @@ def local_weights(name: str, source: str, files: tuple[str, ...]) -> Path:
     """The folder that holds every weight file, from a local folder or the hub cache; never downloads."""
     path = Path(source).expanduser()
     if path.is_dir():
-        missing = [f for f in files if not (path / f).is_file()]
-        folder = path
+        folder, missing = path, [f for f in files if not (path / f).is_file()]
     else:
-        from huggingface_hub import try_to_load_from_cache
-
-        found = {f: try_to_load_from_cache(source, f) for f in files}
-        missing = [f for f, hit in found.items() if not isinstance(hit, str)]
-        parents = {Path(hit).parent for hit in found.values() if isinstance(hit, str)}
-        folder = parents.pop() if len(parents) == 1 else path
-        if len(parents) > 0:  # files from different snapshots: treat as incomplete
-            missing = list(files)
+        folder, missing = _hub_cache_folder(source, files)
     if missing:
         raise ModelError(f"annotator '{name}': weights {', '.join(missing)} are not on this machine ({source}; "
                          f"nothing is downloaded while rendering); put them in a folder and set annotator_model "
@@ -197,9 +189,26 @@ def local_weights(name: str, source: str, files: tuple[str, ...]) -> Path:
     return folder
 
 
+def _hub_cache_folder(repo_id: str, files: tuple[str, ...]) -> tuple[Path, list[str]]:
+    """(snapshot folder, missing files) of a hub repo in the local cache; all files must share one snapshot."""
+    from huggingface_hub import try_to_load_from_cache
+
+    from anim.models import HUB_ID
+
+    if not HUB_ID.match(repo_id):
+        return Path(repo_id), list(files)
+    found = {f: try_to_load_from_cache(repo_id, f) for f in files}
+    missing = [f for f, hit in found.items() if not isinstance(hit, str)]
+    parents = {Path(hit).parent for hit in found.values() if isinstance(hit, str)}
+    if len(parents) != 1:  # nothing cached, or files from different snapshots
+        return Path(repo_id), missing or list(files)
+    return parents.pop(), missing
+
+
 def _alternative(name: str) -> str:
     """The annotator that needs no downloaded weights, for error messages."""
-    return "`annotator: pose_offline` (no weights needed)" if name == "openpose" else "`annotator: canny` (no weights needed)"
+    needs_none = "pose_offline" if name == "openpose" else "canny"
+    return f"`annotator: {needs_none}` (no weights needed)"
 
 
 def _load_detector(name: str, class_name: str, folder: Path, device):

@@ -47,6 +47,20 @@ def test_local_pickled_weights_need_allow_pickle(tmp_path):
         get_annotator("openpose", model=str(tmp_path))
 
 
+def test_weights_in_the_hub_cache_are_found(tmp_path, monkeypatch):
+    import huggingface_hub.constants as hub_constants
+
+    repo = tmp_path / "hub" / "models--lllyasviel--Annotators"
+    snapshot = repo / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    (snapshot / "ControlNetHED.pth").write_bytes(b"not read")
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(ModelError, match=r"softedge.*snapshots.*ControlNetHED.pth.*pickle.*allow_pickle"):
+        get_annotator("softedge")
+
+
 def test_unknown_annotator_and_option():
     with pytest.raises(ModelError, match=r"'cany'.*canny.*pose_offline"):
         get_annotator("cany")

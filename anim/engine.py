@@ -14,167 +14,15 @@ import torch
 from tqdm import tqdm
 
 from anim.coherence import from_uint8_hwc, prepare_reference, to_uint8_hwc
-from anim.errors import InputError, ModelError, PresetError
+from anim.errors import InputError, PresetError
 from anim.output import FrameWriter, a1111_parameters, close_logger, is_complete_png, read_png_u8, run_logger
 from anim.plan import parse_frame_range
 from anim.preset import frames_hash
 from anim.runfolder import STATE, Run
-from anim.stages import finish, has_bad_pixels, load_image, prepare_init, make_test_card, warp
+from anim.makers import DiffusionMaker, ModelCache, PreviewMaker, device_name
+from anim.stages import key_frames, load_image, tween
 from anim.video import encode_video
 from anim.yamlio import atomic_write_text
-
-
-class PreviewMaker:
-    """--preview: the camera path only. Frame 0 is the init image (or a test card); no diffusion."""
-
-    mode = "preview"
-    sampler_label, model_hash, model_name = "none (preview)", "none", "preview"
-
-    def __init__(self, run: Run, device: torch.device) -> None:
-        p = run.preset
-        self.preset, self.device = p, device
-        if p.init_image:
-            self.first = load_image(p.init_image, p.width, p.height, device, "init_image")
-        else:
-            self.first = from_uint8_hwc(make_test_card(p.width, p.height), device)
-
-    def make(self, row: dict, prev: torch.Tensor | None, reference, times: dict):
-        """(image, denoise used or None)."""
-        if prev is None:
-            return self.first, None
-        started = time.perf_counter()
-        image = warp(prev, row, self.preset)
-        times["warp"] += time.perf_counter() - started
-        return image, None
-
-
-class ModelCache:
-    """Loaded models kept between renders (a batch worker renders many jobs with one model)."""
-
-    def __init__(self) -> None:
-        self._key: tuple | None = None
-        self._bundle: tuple | None = None
-
-    def get(self, preset, device_name: str, low_memory: bool = False):
-        """(models, prompt encoder, diffuser) for this preset, reusing the last ones when they match."""
-        key = (preset.model, preset.vae, preset.allow_pickle, device_name, preset.dtype, low_memory,
-               tuple((lora.path,) for lora in preset.loras), preset.performance.model_dump_json())
-        if key != self._key:
-            self._bundle, self._key = None, None  # free the old models before loading new ones
-            self._bundle, self._key = _load_bundle(preset, device_name, low_memory), key
-        return self._bundle
-
-
-def _load_bundle(p, device_name: str, low_memory: bool):
-    """Load the models of a preset and wrap them for the loop."""
-    from anim.conditioning import PromptEncoder
-    from anim.diffuse import Diffuser
-    from anim.models import apply_loras, load_models
-
-    models = load_models(p.model, vae=p.vae, allow_pickle=p.allow_pickle, device=device_name, dtype=p.dtype)
-    if p.loras:
-        apply_loras(models, [{"path": lora.path, "weight": 1.0} for lora in p.loras], allow_pickle=p.allow_pickle)
-    from anim.performance import apply_performance, enable_low_memory
-
-    apply_performance(models, p.performance)
-    if low_memory:
-        enable_low_memory(models)
-    encoder = PromptEncoder(models.tokenizer, models.text_encoder, models.device, models.dtype)
-    return models, encoder, Diffuser(models)
-
-
-class DiffusionMaker:
-    """A real frame: models loaded once; txt2img or init-image img2img first, then warp + img2img."""
-
-    mode = "render"
-
-    def __init__(self, run: Run, device_name: str, times: dict, cache: ModelCache | None = None,
-                 low_memory: bool = False) -> None:
-        from anim.samplers import a1111_label
-
-        p = self.preset = run.preset
-        started = time.perf_counter()
-        cache = cache or ModelCache()
-        self.models, self.encoder, self.diffuser = cache.get(p, device_name, low_memory)
-        self.device = self.models.device
-        self.sampler_label = a1111_label(p.sampler)
-        self.model_hash, self.model_name = self.models.model_hash, self.models.name
-        self.init = load_image(p.init_image, p.width, p.height, self.device, "init_image") if p.init_image else None
-        self.video = self.controls = None
-        if p.init_video:
-            from anim.control.sources import open_source
-
-            self.video = open_source(p.init_video, width=p.width, height=p.height, resize="crop",
-                                     nth=p.extract_nth_frame, start_s=p.video_start, end_s=p.video_end,
-                                     what="init_video")
-        if p.controlnet:
-            from anim.control.units import ControlUnits
-
-            self.controls = ControlUnits(p.controlnet, run_dir=run.dir, width=p.width, height=p.height,
-                                         device=self.device, dtype=self.models.dtype, allow_pickle=p.allow_pickle,
-                                         nth=p.extract_nth_frame, start_s=p.video_start, end_s=p.video_end)
-        times["load models"] += time.perf_counter() - started
-
-    def close(self, log) -> None:
-        """Release video decoders and annotators; log what the control units cost."""
-        if self.controls is not None:
-            log.info(self.controls.note())
-            self.controls.close()
-        if self.video is not None:
-            self.video.close()
-
-    def make(self, row: dict, prev: torch.Tensor | None, reference, times: dict):
-        """(image, denoise used or None for txt2img); `reference` is a prepared colour reference or None."""
-        from anim.models import set_lora_weights
-
-        p = self.preset
-        if p.loras:
-            set_lora_weights(self.models, [row[f"lora{i}_weight"] for i in range(len(p.loras))])
-        started = time.perf_counter()
-        cond, uncond = self.encoder.conditioning(
-            row["prompt"], row["negative_prompt"], row["blend_prompt"], row["blend_negative_prompt"],
-            row["blend_weight"], mode=p.prompt_blend_mode,
-        )
-        times["prompt"] += time.perf_counter() - started
-        frame = int(row["frame"])
-        source = from_uint8_hwc(self.video.frame(frame), self.device) if self.video is not None else None
-        warped = None
-        if prev is None:  # 1. the first frame: the input frame, init_image with init_denoise, or txt2img
-            if source is not None:
-                init, denoise = source, row["denoise"]
-            else:
-                init, denoise = self.init, (p.init_denoise if self.init is not None else None)
-        else:
-            started = time.perf_counter()
-            warped = warp(prev, row, p)  # 2. warp the previous output by this frame's camera motion
-            # video input: the input frame, steadied toward the warped previous output by video_blend
-            init = warped if source is None else torch.lerp(source, warped, float(row["video_blend"]))
-            init = prepare_init(init, reference, row, p)  # 3. colour match, contrast, unsharp, noise
-            denoise = row["denoise"]
-            times["warp+coherence"] += time.perf_counter() - started
-        started = time.perf_counter()
-        controls = self.controls.for_frame(frame, row, warped) if self.controls is not None else None
-        times["control maps"] += time.perf_counter() - started  # 4. conditioning: control maps (cached)
-        started = time.perf_counter()
-        image = self.diffuser(  # 5. img2img (or txt2img) with the frame's settings and seed
-            init=init, cond=cond, uncond=uncond, denoise=1.0 if denoise is None else denoise,
-            cfg_scale=row["cfg_scale"], steps=int(row["steps"]), sampler=p.sampler, seed=int(row["seed"]),
-            width=p.width, height=p.height, controls=controls,
-        )
-        times["diffusion"] += time.perf_counter() - started
-        if has_bad_pixels(image):
-            raise ModelError(f"frame {row['frame']}: the model produced NaN/inf pixels (try dtype: fp32 or another vae)")
-        started = time.perf_counter()
-        image = finish(image, reference, p)  # 6. colour match the output again
-        times["warp+coherence"] += time.perf_counter() - started
-        return image, denoise
-
-
-def _device_name(preset_device: str) -> str:
-    """'auto' -> cuda when available (the models module does the same for real renders)."""
-    if preset_device != "auto":
-        return preset_device
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def check_inputs(run: Run) -> None:
@@ -184,8 +32,6 @@ def check_inputs(run: Run) -> None:
                        ("output.audio", p.output.audio), ("init_video", p.init_video)):
         if value and not Path(value).is_file():
             raise InputError(f"{key}: file not found: {value}")
-    if p.motion.mode == "3d":
-        raise PresetError("motion.mode: '3d' needs the depth camera, which is not built yet; use 2d or none")
 
 
 class _State:
@@ -281,48 +127,111 @@ def render_run(run: Run, frames: str | None = None, preview: bool = False, quiet
 def _make_maker(run: Run, preview: bool, times, cache, low_memory: bool):
     """The frame maker: camera-only preview, or diffusion with models from the cache."""
     if preview:
-        return PreviewMaker(run, torch.device(_device_name(run.preset.device)))
+        return PreviewMaker(run, torch.device(device_name(run.preset.device)))
     return DiffusionMaker(run, run.preset.device, times, cache=cache, low_memory=low_memory)
 
 
 def _render_frames(run: Run, todo: list[int], state: _State, maker, quiet: bool, times, log, should_stop) -> None:
-    """The loop proper; completed frames are flushed to disk even when a later frame fails."""
-    p = run.preset
-    preview = maker.mode == "preview"
-    device = maker.device
-    reference = _reference(run, state, device)
-    writer = FrameWriter(after_write=state.written)
-    total = len(parse_frame_range(None, p.max_frames))
+    """The loop proper: key frames are diffused (every frame, or every Nth with cadence), in-betweens
+    made from their two keys. Finished frames are flushed to disk even when a later one fails."""
+    loop = _Loop(run, state, maker, times, log)
+    keys = key_frames(run.preset.max_frames, 1 if maker.mode == "preview" else run.preset.cadence)
     bar = tqdm(total=len(todo), unit="frame", disable=quiet, dynamic_ncols=True, desc=run.dir.name)
-    prev_index, prev = None, None
+    wanted = set(todo)
     try:
-        for f in todo:
+        for i, key in enumerate(keys):
+            before = keys[i - 1] if i > 0 else None
+            tweens = [f for f in range(before + 1, key) if f in wanted] if before is not None else []
+            if key not in wanted and not tweens and not (i + 1 < len(keys) and _needs(keys[i + 1], keys[i], wanted)):
+                continue
             if should_stop is not None and should_stop():
-                raise Stopped(f"stopped before frame {f}; run again to continue")
-            row = run.table.row(f)  # 1. this frame's row of the schedule
-            if prev_index != f - 1:  # resume / sub-range: the previous output is what its PNG holds
-                prev_path = run.frame_path(f - 1)
-                prev = from_uint8_hwc(read_png_u8(prev_path), device) if f > 0 and is_complete_png(prev_path) else None
-            image, denoise = maker.make(row, prev, reference, times)
-            started = time.perf_counter()
-            image_u8 = to_uint8_hwc(image)
-            prev, prev_index = from_uint8_hwc(image_u8, device), f
-            if reference is None and not preview and p.color_coherence != "none":
-                reference = prepare_reference(prev, p.color_coherence)
-                state.reference_path = str(run.frame_path(f).relative_to(run.dir))
-            text = a1111_parameters(row, width=p.width, height=p.height, sampler_label=maker.sampler_label,
-                                    model_hash=maker.model_hash, model_name=maker.model_name, denoise=denoise)
-            writer.submit(f, run.frame_path(f), image_u8, text, row)  # 7. PNG + metadata, off the hot path
-            times["hand-off"] += time.perf_counter() - started
-            bar.update(1)
-            log.info("frame %d/%d seed %d denoise %s", f, total - 1, row["seed"], denoise)
+                raise Stopped(f"stopped before frame {min(wanted)}; run again to continue")
+            if not loop.done(key):
+                loop.key(key, before)
+                bar.update(key in wanted)
+            for frame in tweens:
+                if not loop.done(frame):
+                    loop.tween(frame, before, key)
+                    bar.update(1)
+            wanted.difference_update(tweens)
+            wanted.discard(key)
+            if not wanted:
+                break
     finally:
         bar.close()
         if hasattr(maker, "close"):
             maker.close(log)
         started = time.perf_counter()
-        writer.close()  # 8. state.json follows each durable PNG (see _State.written)
+        loop.writer.close()  # 8. state.json follows each durable PNG (see _State.written)
         times["write"] += time.perf_counter() - started
+
+
+def _needs(key: int, before: int, wanted: set[int]) -> bool:
+    """Whether the segment before `key` holds a wanted in-between (so the key `before` is needed)."""
+    return any(f in wanted for f in range(before + 1, key))
+
+
+class _Loop:
+    """Per-run loop state: the last frames made (as their PNGs hold them), the colour reference, the writer."""
+
+    def __init__(self, run: Run, state: _State, maker, times, log) -> None:
+        self.run, self.state, self.maker, self.times, self.log = run, state, maker, times, log
+        self.p = run.preset
+        self.device = maker.device
+        self.reference = _reference(run, state, self.device)
+        self.writer = FrameWriter(after_write=state.written)
+        self.recent: dict[int, torch.Tensor] = {}  # frames made in this run, kept until the writer has them
+
+    def done(self, frame: int) -> bool:
+        return frame in self.recent or is_complete_png(self.run.frame_path(frame))
+
+    def image(self, frame: int | None) -> torch.Tensor | None:
+        """A frame as its PNG holds it (from memory when made in this run), or None if absent."""
+        if frame is None:
+            return None
+        if frame in self.recent:
+            return self.recent[frame]
+        path = self.run.frame_path(frame)
+        return from_uint8_hwc(read_png_u8(path), self.device) if is_complete_png(path) else None
+
+    def key(self, frame: int, before: int | None) -> None:
+        """Diffuse a key frame from the key before it, moved by the motion of every frame in between."""
+        row = self.run.table.row(frame)  # 1. this frame's row of the schedule
+        prev = self.image(before)
+        moved = None
+        if prev is not None and frame - before > 1:  # cadence: the motion of several frames at once
+            started = time.perf_counter()
+            moved = self.maker.camera.move_many(prev, self._rows(before + 1, frame + 1))
+            self.times["warp+coherence"] += time.perf_counter() - started
+        image, denoise = self.maker.make(row, prev, self.reference, self.times, moved=moved)
+        self._emit(frame, row, image, denoise)
+
+    def tween(self, frame: int, before: int, after: int) -> None:
+        """A cadence in-between: its two keys moved to it and crossfaded (no diffusion)."""
+        started = time.perf_counter()
+        image = tween(self.maker.camera, self.image(before), self.image(after), self._rows(before + 1, after + 1),
+                      frame - before, use_flow=self.p.cadence_flow, flow_method=self.p.flow_method)
+        self.times["cadence"] += time.perf_counter() - started
+        self._emit(frame, self.run.table.row(frame), image, None)
+
+    def _rows(self, start: int, stop: int) -> list[dict]:
+        return [self.run.table.row(f) for f in range(start, stop)]
+
+    def _emit(self, frame: int, row: dict, image: torch.Tensor, denoise) -> None:
+        """Quantise to what the PNG holds, keep it for the next frames, hand it to the writer (7)."""
+        started = time.perf_counter()
+        image_u8 = to_uint8_hwc(image)
+        self.recent[frame] = from_uint8_hwc(image_u8, self.device)
+        for old in sorted(self.recent)[:-3]:  # the last key, the next key and the frame just made suffice
+            del self.recent[old]
+        if self.reference is None and self.maker.mode != "preview" and self.p.color_coherence != "none":
+            self.reference = prepare_reference(self.recent[frame], self.p.color_coherence)
+            self.state.reference_path = str(self.run.frame_path(frame).relative_to(self.run.dir))
+        text = a1111_parameters(row, width=self.p.width, height=self.p.height, sampler_label=self.maker.sampler_label,
+                                model_hash=self.maker.model_hash, model_name=self.maker.model_name, denoise=denoise)
+        self.writer.submit(frame, self.run.frame_path(frame), image_u8, text, row)
+        self.times["hand-off"] += time.perf_counter() - started
+        self.log.info("frame %d/%d seed %d denoise %s", frame, self.p.max_frames - 1, row["seed"], denoise)
 
 
 def _encode(run: Run, frame_range: range) -> Path | None:

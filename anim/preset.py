@@ -114,7 +114,11 @@ class Preset(_Section):
     init_image: Optional[str] = None
     init_denoise: float = Field(0.6, ge=0.0, le=1.0)
     init_video: Optional[str] = None
-    video_blend: Sched = 0.0
+    video_blend: Sched = 0.0  # 0 = the input frame as init (mov2mov); higher = steadier
+    flow_blend: Sched = 0.0  # video input: previous output moved by the input's optical flow, blended in
+    flow_method: Literal["dis", "farneback", "raft", "raft_small", "raft_large"] = "dis"
+    cadence: int = Field(1, ge=1, le=64)  # diffuse every Nth frame; in-betweens are warped and crossfaded
+    cadence_flow: bool = False  # in-betweens follow the optical flow between the two diffused frames
     extract_nth_frame: int = Field(1, ge=1)
     video_start: float = Field(0.0, ge=0)
     video_end: Optional[float] = None
@@ -184,6 +188,7 @@ SCHEDULED: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("unsharp_sigma",), "unsharp_sigma", "float"),
     (("unsharp_threshold",), "unsharp_threshold", "float"),
     (("video_blend",), "video_blend", "float"),
+    (("flow_blend",), "flow_blend", "float"),
 )
 
 

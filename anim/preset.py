@@ -62,7 +62,8 @@ class ControlUnit(_Section):
     guidance_start: Sched = 0.0
     guidance_end: Sched = 1.0
     resize: Literal["fit", "crop", "stretch"] = "crop"
-    annotator_model: Optional[str] = None
+    annotator_model: Optional[str] = None  # hub id or local folder of the annotator's weights
+    annotator_options: dict[str, Any] = Field(default_factory=dict)  # e.g. {low_threshold: 100} for canny
 
 
 class Performance(_Section):

@@ -91,9 +91,13 @@ def test_bad_inputs():
 
 
 def test_cli_prints_one_line_and_writes_csv(tmp_path, capsys):
+    import torch
+
     video = write_video(tmp_path / "pan.mp4", pan())
     csv_path = tmp_path / "out" / "err.csv"
+    threads = torch.get_num_threads()
     assert main(["warp-error", str(video), "--csv", str(csv_path)]) == 0
+    assert torch.get_num_threads() == threads  # the CLI's one-thread setting does not leak
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1 and lines[0].startswith("warp_error=")
     value = float(lines[0].split("=", 1)[1])

@@ -49,8 +49,8 @@ def connect(ray, address: str) -> bool:
                 ray.init(**quiet)
         else:
             ray.init(address=address, log_to_driver=True)
-    except ConnectionError as exc:
-        raise ClusterError(f"batch --ray {address}: cannot reach the Ray cluster ({exc})") from None
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise ClusterError(f"batch --ray {address}: cannot reach the Ray cluster ({str(exc).splitlines()[0]})") from None
     return True
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,10 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+# One torch thread per process: CPU results depend on the thread count (the reference render and the batch
+# must agree), and on a busy 2-core machine OpenMP threads spinning against each other make the tiny
+# model 10-40x slower.
+ENV = dict(os.environ, OMP_NUM_THREADS="1")
 # 2-3 frames at 64x64 with 2 steps: a job takes ~0.2 s once the tiny model is loaded.
 TINY = {
     "model": "tiny", "width": 64, "height": 64, "fps": 4, "max_frames": 3, "seed": 1, "steps": 2,
@@ -32,16 +37,22 @@ def six_presets(folder: Path) -> Path:
     return folder
 
 
+def render_cli(*args, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`python render.py ARGS --quiet` from the repository root (a plain, uninterrupted render)."""
+    return subprocess.run([sys.executable, str(ROOT / "render.py"), *map(str, args), "--quiet"], cwd=ROOT,
+                          env=ENV, capture_output=True, text=True, timeout=timeout)
+
+
 def batch_cli(*args, timeout: float = 300) -> subprocess.CompletedProcess:
     """`python render.py batch ARGS` from the repository root."""
     return subprocess.run([sys.executable, str(ROOT / "render.py"), "batch", *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+                          env=ENV, capture_output=True, text=True, timeout=timeout)
 
 
 def batch_popen(*args) -> subprocess.Popen:
     """The same, started in the background (output discarded)."""
     return subprocess.Popen([sys.executable, str(ROOT / "render.py"), "batch", *map(str, args)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def rows(root: Path) -> dict[str, dict]:

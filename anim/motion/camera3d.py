@@ -117,22 +117,20 @@ def prepare_depth(depth, batch: int, height: int, width: int, near: float, far: 
 def source_coords_3d(depth: torch.Tensor, rotation: np.ndarray, translation: np.ndarray,
                      focal_px: float) -> torch.Tensor:
     """(B, H, W, 2) float64 pixel coordinates in the previous frame for every output pixel, given
-    the (B, H, W) float64 depth and the new camera's pose (rotation, translation) in the old one."""
+    the (B, H, W) float64 depth and the new camera's pose (rotation, translation) in the old one.
+
+    ``P_old = R @ (Z * ray) + t`` with ``ray = ((x - cx) / f, (y - cy) / f, 1)``; ``R @ ray`` is a sum
+    of a per-column and a per-row term, so it is built by broadcasting (no per-pixel matmul)."""
     _, height, width = depth.shape
     cx, cy = principal_point_px(width, height)
-    grid = pixel_grid(height, width, dtype=torch.float64, device=depth.device)[0]
-    x_new = (grid[..., 0] - cx) / focal_px * depth
-    y_new = (grid[..., 1] - cy) / focal_px * depth
-    points = torch.stack([x_new, y_new, depth], dim=-1)  # (B, H, W, 3)
-    rot = torch.as_tensor(rotation, dtype=torch.float64, device=depth.device)
-    shift = torch.as_tensor(translation, dtype=torch.float64, device=depth.device)
-    old = points @ rot.T + shift
-    z_old = old[..., 2]
-    in_front = z_old > 1e-9 * depth
-    safe_z = torch.where(in_front, z_old, torch.ones_like(z_old))
-    u = cx + focal_px * old[..., 0] / safe_z
-    v = cy + focal_px * old[..., 1] / safe_z
-    coords = torch.stack([u, v], dim=-1)
+    kw = {"dtype": torch.float64, "device": depth.device}
+    ray_x = ((torch.arange(width, **kw) - cx) / focal_px).view(1, 1, width)
+    ray_y = ((torch.arange(height, **kw) - cy) / focal_px).view(1, height, 1)
+    old = [depth * (rotation[i][0] * ray_x + rotation[i][1] * ray_y + rotation[i][2]) + float(translation[i])
+           for i in range(3)]
+    in_front = old[2] > 1e-9 * depth
+    scale = focal_px / torch.where(in_front, old[2], torch.ones_like(old[2]))
+    coords = torch.stack([cx + old[0] * scale, cy + old[1] * scale], dim=-1)
     return torch.where(in_front.unsqueeze(-1), coords, torch.full_like(coords, _BEHIND_CAMERA_PX))
 
 

@@ -245,7 +245,9 @@ def depth_to_png_levels(depth, bits: int = 16) -> np.ndarray:
     (the look of MiDaS / ControlNet depth maps); a flat depth is all black."""
     if bits not in (8, 16):
         raise ValueError(f"bits must be 8 or 16, got {bits}")
-    d = depth.detach().to("cpu", torch.float64).numpy() if isinstance(depth, torch.Tensor) else np.asarray(depth, np.float64)
+    if isinstance(depth, torch.Tensor):
+        depth = depth.detach().to("cpu", torch.float64).numpy()
+    d = np.asarray(depth, np.float64)
     if d.ndim < 2 or int(np.prod(d.shape[:-2])) != 1:
         raise ValueError(f"depth must be (H, W) or (1, 1, H, W), got {np.shape(depth)}")
     d = d.reshape(d.shape[-2:])

@@ -28,6 +28,8 @@ EXAMPLES = """examples:
   python render.py batch presets/ --gpus 0,2            # workers on GPUs 0 and 2 only
   python render.py batch presets/ --ray auto            # one Ray task per job (pip install 'anim[cluster]')
 
+each job renders into ROOT/<preset stem>/ (a second preset with the same stem gets <stem>-2, in the order
+the presets are listed); run the same command with the same --out to continue a batch
 job status in batch.json: done | failed | skipped (finished before; with a reason: not started) | interrupted
 exit code: 0 all jobs finished, 1 a job failed or the disk guard stopped the queue, 2 usage error,
 130 stopped by SIGINT/SIGTERM (run the same command with the same --out to continue)

@@ -20,6 +20,21 @@ STOP = "stop"  # finish the current frame, then stop every job
 DRAIN = "drain"  # start no new job (the disk guard); running jobs finish
 
 
+def sweep(root: Path) -> None:
+    """Delete the session folders that batch parents on this host left when they were killed.
+
+    A session id reads `<YYYYmmdd-HHMMSS>-<host>-<pid>-<token>`; a folder whose parent pid is gone goes.
+    """
+    from anim.batch_claims import pid_alive
+
+    host = socket.gethostname()
+    for folder in (root / ".batch").glob("*") if (root / ".batch").is_dir() else ():
+        head, _, rest = folder.name.rpartition("-")  # rest: the token
+        head, _, pid = head.rpartition("-")
+        if head[16:] == host and pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 @dataclass(frozen=True)
 class Session:
     """Paths of one batch call; picklable, handed to every worker and Ray task."""
@@ -30,6 +45,7 @@ class Session:
     @classmethod
     def create(cls, root: Path) -> "Session":
         """A fresh session folder under ROOT/.batch/ (the id names the time, host and pid)."""
+        sweep(Path(root))
         stamp = time.strftime("%Y%m%d-%H%M%S")
         session = cls(root=Path(root), id=f"{stamp}-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}")
         (session.dir / "results").mkdir(parents=True, exist_ok=True)

@@ -111,3 +111,20 @@ def test_heartbeat_touches_the_claim(tmp_path):
     with Heartbeat(claim, every=0.02):
         time.sleep(0.1)
     assert time.time() - claim.path.stat().st_mtime < 5
+
+
+def test_session_folders_of_dead_batch_parents_are_swept(tmp_path):
+    from anim.batch_session import Session
+
+    host = os.uname().nodename
+    dead = tmp_path / ".batch" / f"20260101-000000-{host}-{dead_pid()}-abc123"
+    live = tmp_path / ".batch" / f"20260101-000000-{host}-{os.getpid()}-abc123"
+    dead.mkdir(parents=True)
+    live.mkdir()
+    session = Session.create(tmp_path)
+    assert sorted(p.name for p in (tmp_path / ".batch").iterdir()) == sorted([live.name, session.id])
+    session.stop("first")
+    session.stop("second")
+    assert session.stopping() == "first" and session.draining() is None
+    session.remove()
+    assert live.exists() and not session.dir.exists()

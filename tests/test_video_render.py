@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -37,28 +36,13 @@ def person_video(tmp_path: Path) -> Path:
 
 def test_pose_video_to_video_keeps_frames_audio_and_pose(tmp_path):
     video = person_video(tmp_path)
-    preset = tmp_path / "pose.yaml"
-    preset.write_text(textwrap.dedent(f"""\
-        model: tiny
-        width: {SIZE}
-        height: {SIZE}
-        seed: 3
-        seed_behavior: fixed
-        steps: 3
-        init_video: {video}
-        video_blend: 0.2
-        prompts: {{0: "a golden statue"}}
-        motion: {{mode: none}}
-        denoise: 0.5
-        controlnet:
-          - model: tiny
-            input: {video}
-            annotator: pose_offline
-            weight: "0:(1.0), 4:(0.5)"
-        """))
+    # the shipped tiny variant of the pose-video example, pointed at the test's input video
+    preset = ROOT / "presets" / "pose_video_tiny.yaml"
+    overrides = [f"init_video={video}", f"controlnet.0.input={video}", "max_frames=null", "fps=null", "steps=3",
+                 "video_blend=0.2", 'controlnet.0.weight="0:(1.0), 4:(0.5)"']
     out = tmp_path / "run"
-    result = subprocess.run([sys.executable, str(ROOT / "render.py"), str(preset), "--out", str(out), "--quiet"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, str(ROOT / "render.py"), str(preset), *overrides, "--out", str(out),
+                             "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     info = probe_video(out / "video.mp4")
     assert info.n_frames == N and info.has_audio and abs(info.fps - FPS) < 0.01  # defaults follow the input

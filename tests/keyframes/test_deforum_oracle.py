@@ -98,7 +98,7 @@ TOKENS = ["0", "1", "10", "2.5", ".5", ":", ",", "(", ")", "+", "-", "*", "/", "
 
 
 def _fuzz_once(text: str, max_frames: int) -> None:
-    start = time.perf_counter()
+    start = time.thread_time()  # CPU time of this thread: other processes on the box do not count
     try:
         values_ = parse_schedule(text, "fuzz").evaluate(max_frames, seed=3)
     except ScheduleError as err:
@@ -106,7 +106,7 @@ def _fuzz_once(text: str, max_frames: int) -> None:
     else:
         assert values_.dtype == np.float64 and values_.shape == (max_frames,)
         assert np.all(np.isfinite(values_))
-    assert time.perf_counter() - start < 0.05
+    assert time.thread_time() - start < 0.05
 
 
 @given(st.text(alphabet=FUZZ_ALPHABET, max_size=60), st.integers(0, 40))

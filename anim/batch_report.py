@@ -37,9 +37,12 @@ def write_reports(root: Path, rows: list[dict]) -> list[Path]:
 
 
 def counts(rows: list[dict]) -> str:
-    """`5 done, 1 failed` in a fixed order."""
-    order = ("done", "skipped", "interrupted", "failed")
-    tally = {status: sum(r["status"] == status for r in rows) for status in order}
+    """`5 done, 1 failed` in a fixed order; skipped jobs that never started are counted apart."""
+    def label(row: dict) -> str:
+        return "not started" if row["status"] == "skipped" and row.get("error") else row["status"]
+
+    order = ("done", "skipped", "interrupted", "not started", "failed")
+    tally = {status: sum(label(r) == status for r in rows) for status in order}
     return ", ".join(f"{n} {status}" for status, n in tally.items() if n)
 
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 from anim.batch import Outcome, parse_args, pick_devices
 from anim.batch_jobs import BlackFrameError, FrameWatch, discover_jobs, estimate_bytes, is_black
-from anim.batch_report import contact_sheet, markdown, picks, summary_table, write_reports
+from anim.batch_report import contact_sheet, counts, markdown, picks, summary_table, write_reports
 from anim.batch_worker import is_out_of_memory, result
 from anim.cli import main
 from anim.errors import PresetError
@@ -106,6 +106,7 @@ def test_reports(tmp_path):
     sheet = Image.open(io.BytesIO(contact_sheet(tmp_path, data)))
     assert sheet.height > 2 * 160 and sheet.height < 3 * 160 + 100  # two finished jobs: a and c
     assert "a " in summary_table(data) and "failed" in summary_table(data)
+    assert counts(data) == "1 done, 1 skipped, 1 not started, 1 failed"
     assert picks([0, 1, 2, 3, 4]) == [0, 2, 4] and picks([7]) == [7] and picks([]) == []
 
 

@@ -52,6 +52,7 @@ def test_cadence_flow_and_3d_cadence_run(tmp_path):
     assert len(frames_of(tmp_path / "a")) == len(frames_of(tmp_path / "b")) == 4
 
 
+@pytest.mark.slow
 def test_kill_mid_cadence_then_resume_is_identical(tmp_path):
     args = [SMOKE, *SMALL, "max_frames=10", "cadence=3", "steps=3"]
     full = tmp_path / "full"

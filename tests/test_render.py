@@ -100,6 +100,7 @@ def test_kill_and_resume_is_byte_identical(tmp_path):
         assert frame_bytes(out) == expected, f"kill point {name} ({done_before} frames done) differs"
 
 
+@pytest.mark.slow
 def test_truncated_frame_is_rendered_again(tmp_path):
     out = tmp_path / "run"
     assert render(SMOKE, *SMALL, "max_frames=3", "--out", out).returncode == 0
@@ -110,6 +111,7 @@ def test_truncated_frame_is_rendered_again(tmp_path):
     assert frame_bytes(out) == expected
 
 
+@pytest.mark.slow
 def test_frames_subrange_then_rest_equals_full(tmp_path):
     full, parts = tmp_path / "full", tmp_path / "parts"
     assert render(SMOKE, *SMALL, "max_frames=4", "--out", full).returncode == 0

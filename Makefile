@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first, pinned, so no dependency resolution pulls a second build
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e '.[dev,pose]'
+	$(BIN)/python -m pip install -q -e '.[dev,pose,cluster]'
 	# no deps: mediapipe would pull opencv-contrib-python (a second cv2), jax and sounddevice
 	$(BIN)/python -m pip install -q --no-deps mediapipe==0.10.14
 	touch $(STAMP)

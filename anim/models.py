@@ -311,6 +311,13 @@ def load_controlnet(source: str, *, device: torch.device, dtype: torch.dtype, al
     return net.to(device).eval()
 
 
+def load_depth_model(spec: str, **kwargs):
+    """The 3D camera's depth model: flat, tiny, a local folder or a cached hub id (see anim.depth_models)."""
+    from anim.depth_models import load_depth_model as _load
+
+    return _load(spec, **kwargs)
+
+
 def apply_loras(models: SDModels, loras: list, *, allow_pickle: bool = False) -> None:
     """Load LoRAs ([{path, weight}]) into the models as adapters lora0, lora1, ... (see anim.loras)."""
     from anim.loras import apply_loras as _apply

@@ -31,7 +31,7 @@ class Camera:
         self.depth_model = None
         self.depth_dir = depth_dir if preset.motion.save_depth else None
         if self.motion.mode == "3d":
-            from anim.motion.depth import load_depth_model
+            from anim.models import load_depth_model
 
             self.depth_model = load_depth_model(self.motion.depth_model, device=device, dtype=dtype)
 

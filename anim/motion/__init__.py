@@ -3,12 +3,12 @@ optical flow and occlusion, all on the device."""
 
 from anim.motion.camera2d import BORDER_MODES, camera_matrix_2d, warp_perspective
 from anim.motion.camera3d import equivalent_zoom, flow_3d, warp_3d
-from anim.motion.depth import DepthModel, load_depth_model, save_depth_png
+from anim.motion.depth import DepthModel, save_depth_png
 from anim.motion.flow import consistency_mask, estimate_flow, warp_by_flow
 
 __all__ = [
     "BORDER_MODES", "camera_matrix_2d", "warp_perspective",
     "warp_3d", "flow_3d", "equivalent_zoom",
-    "DepthModel", "load_depth_model", "save_depth_png",
+    "DepthModel", "save_depth_png",
     "estimate_flow", "consistency_mask", "warp_by_flow",
 ]

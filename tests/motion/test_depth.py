@@ -9,15 +9,14 @@ import pytest
 import torch
 
 from anim.errors import ModelError
+from anim.depth_models import _is_metric, tiny_depth_dir
+from anim.models import load_depth_model
 from anim.motion.depth import (
-    _is_metric,
     depth_to_png_levels,
     disparity_to_depth,
-    load_depth_model,
     normalise_disparity,
     processor_input_size,
     save_depth_png,
-    tiny_depth_dir,
 )
 
 NEAR, FAR = 200.0, 10000.0

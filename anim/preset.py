@@ -11,6 +11,7 @@ from typing import Any, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from anim.errors import PresetError
+from anim.preset_errors import first_error
 from anim.yamlio import dump_yaml, load_with_lines, parse_yaml
 
 # A scheduled value: Deforum string, bare number, or mapping frame -> number | expr | {value, ease}.
@@ -282,7 +283,7 @@ def validate_preset(data: dict, source: str, lines: dict, overrides: dict | None
         preset = Preset.model_validate(data)
     except ValidationError as exc:
         shell = LoadedPreset.model_construct(preset=None, source=source, lines=lines, overrides=overrides)
-        raise _first_error(exc, shell) from None
+        raise first_error(exc, shell, Preset) from None
     resolve_input_defaults(preset)
     seed_was_random = preset.seed == -1
     if seed_was_random:
@@ -314,63 +315,6 @@ def resolve_input_defaults(preset: Preset) -> None:
         preset.max_frames = DEFAULT_MAX_FRAMES
     if preset.fps is None:
         preset.fps = DEFAULT_FPS
-
-
-def _first_error(exc: ValidationError, shell: LoadedPreset) -> PresetError:
-    """Turn pydantic's first error into one line: place, key path, what to fix."""
-    err = exc.errors()[0]
-    loc = tuple(str(p) for p in err["loc"] if not _is_union_tag(p))
-    if err["type"] == "extra_forbidden":
-        parent, key = loc[:-1], loc[-1]
-        hint = _did_you_mean(key, _fields_at(parent))
-        return shell.error(loc, f"unknown key{hint}")
-    if err["type"] == "missing":
-        return shell.error(loc, "is required")
-    message = err["msg"]
-    if message.startswith("Value error, "):
-        message = message[len("Value error, "):]
-    if err["type"] in ("literal_error",):
-        message = f"got {err.get('input')!r}; " + message[0].lower() + message[1:]
-    return shell.error(loc, message)
-
-
-def _is_union_tag(part: Any) -> bool:
-    """pydantic puts union member names (e.g. 'float', 'dict[...]') into locations; drop them."""
-    return isinstance(part, str) and (part in ("float", "int", "str") or part.startswith(("dict[", "list[")))
-
-
-def _fields_at(parent: tuple[str, ...]) -> list[str]:
-    """Field names of the schema section at a key path (list indices skipped)."""
-    model: Any = Preset
-    for part in parent:
-        if part.isdigit():
-            continue
-        field = model.model_fields.get(part)
-        if field is None:
-            return []
-        model = _section_type(field.annotation)
-        if model is None:
-            return []
-    return list(model.model_fields)
-
-
-def _section_type(annotation: Any) -> Any:
-    """The _Section subclass inside an annotation like Motion or list[ControlUnit], if any."""
-    if isinstance(annotation, type) and issubclass(annotation, _Section):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()) or ():
-        found = _section_type(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _did_you_mean(key: str, options: list[str]) -> str:
-    """"; did you mean 'zoom'?" when a close match exists, else a short list of valid keys."""
-    close = difflib.get_close_matches(key, options, n=1, cutoff=0.6)
-    if close:
-        return f"; did you mean '{close[0]}'?"
-    return f"; valid keys here: {', '.join(options)}" if options else ""
 
 
 def resolved_dict(preset: Preset) -> dict:

@@ -119,3 +119,24 @@ def test_frames_subrange_then_rest_equals_full(tmp_path):
     assert first.returncode == 0 and (parts / "video_000000-000001.mp4").exists()
     assert render(SMOKE, *SMALL, "max_frames=4", "--out", parts).returncode == 0
     assert frame_bytes(parts) == frame_bytes(full)
+
+
+def test_lora_weight_schedule_reaches_every_frame(tmp_path, monkeypatch):
+    """A LoRA's `weight` schedule is applied per frame (adapters set before each frame's diffusion)."""
+    import anim.models
+    from anim.cli import main
+    from tests.models.test_lora import make_tiny_lora
+
+    lora = make_tiny_lora(anim.models.tiny_model_dir(), tmp_path / "lora")
+    seen = []
+    real = anim.models.set_lora_weights
+
+    def spy(models, weights):
+        seen.append(list(weights))
+        return real(models, weights)
+
+    monkeypatch.setattr(anim.models, "set_lora_weights", spy)
+    rc = main([str(SMOKE), "max_frames=3", "width=64", "height=64", "steps=2",
+               f'loras=[{{path: "{lora}", weight: "0:(0), 2:(1)"}}]', "--out", str(tmp_path / "r"), "--quiet"])
+    assert rc == 0
+    assert seen == [[0.0], [0.5], [1.0]]

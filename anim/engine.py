@@ -15,11 +15,11 @@ from tqdm import tqdm
 
 from anim.coherence import from_uint8_hwc, prepare_reference, to_uint8_hwc
 from anim.errors import InputError, PresetError
+from anim.makers import DiffusionMaker, ModelCache, PreviewMaker, device_name
 from anim.output import FrameWriter, a1111_parameters, close_logger, is_complete_png, read_png_u8, run_logger
 from anim.plan import parse_frame_range
 from anim.preset import frames_hash
 from anim.runfolder import STATE, Run
-from anim.makers import DiffusionMaker, ModelCache, PreviewMaker, device_name
 from anim.stages import key_frames, load_image, tween
 from anim.video import encode_video
 from anim.yamlio import atomic_write_text

@@ -8,7 +8,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from anim.coherence import add_noise, apply_contrast, from_uint8_hwc, match_histograms, unsharp_mask
-from anim.errors import InputError, PresetError
+from anim.errors import InputError
 from anim.motion.camera2d import camera_matrix_2d, warp_perspective
 from anim.preset import Preset
 

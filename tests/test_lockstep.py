@@ -150,3 +150,21 @@ def test_compatibility_and_fresh_schedulers(models, encoder, inits):
     assert not lockstep_compatible(a, _item(encoder, None, width=128))
     one, two = (fresh_scheduler("euler_a", models.scheduler_config) for _ in range(2))
     assert one is not two and type(one) is type(two) and one.config == two.config
+
+
+def test_bench_small_runs(tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_lockstep", Path(__file__).resolve().parent.parent / "bench" / "lockstep.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    result = bench.main(["--size", "small", "--ks", "1,2", "--calls", "1", "--warmup", "0",
+                         "--decode", "batched", "--out", str(tmp_path)])
+    assert [(r["mode"].split()[0], r["k"]) for r in result["rows"]] == [("diffuser", 1), ("lockstep,", 1),
+                                                                         ("lockstep,", 2)]
+    assert all(r["fps"] > 0 for r in result["rows"])
+    saved = json.loads(next(tmp_path.glob("lockstep-*-small.json")).read_text())
+    assert saved["rows"] == result["rows"]

@@ -45,8 +45,8 @@ class Diffuser:
     def __init__(self, models) -> None:
         from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
 
-        if models.is_sdxl:  # TODO: SDXL needs pooled embeds + add_time_ids from text_encoder_2
-            raise ModelError(f"model {models.name} is SDXL; SDXL rendering is not supported yet, use an SD1.5 model")
+        if models.is_sdxl:  # SDXL needs pooled embeddings and two encoders: anim.sdxl
+            raise ModelError(f"model {models.name} is SDXL; render it with anim.sdxl.SDXLDiffuser")
         self.models = models
         self.txt2img = StableDiffusionPipeline(
             vae=models.vae, text_encoder=models.text_encoder, tokenizer=models.tokenizer, unet=models.unet,

@@ -54,21 +54,24 @@ class ModelCache:
 
 
 def _load_bundle(p, device_name: str, low_memory: bool):
-    """Load the models of a preset and wrap them for the loop."""
-    from anim.conditioning import PromptEncoder
-    from anim.diffuse import Diffuser
+    """Load the models of a preset and wrap them for the loop (SD1.5 or SDXL encoder and diffuser)."""
     from anim.models import apply_loras, load_models
+    from anim.performance import apply_performance, enable_low_memory
 
     models = load_models(p.model, vae=p.vae, allow_pickle=p.allow_pickle, device=device_name, dtype=p.dtype)
     if p.loras:
         apply_loras(models, [{"path": lora.path, "weight": 1.0} for lora in p.loras], allow_pickle=p.allow_pickle)
-    from anim.performance import apply_performance, enable_low_memory
-
     apply_performance(models, p.performance)
     if low_memory:
         enable_low_memory(models)
-    encoder = PromptEncoder(models.tokenizer, models.text_encoder, models.device, models.dtype)
-    return models, encoder, Diffuser(models)
+    if models.is_sdxl:
+        from anim.sdxl import SDXLDiffuser, SDXLPromptEncoder
+
+        return models, SDXLPromptEncoder.from_models(models), SDXLDiffuser(models)
+    from anim.conditioning import PromptEncoder
+    from anim.diffuse import Diffuser
+
+    return models, PromptEncoder.from_models(models), Diffuser(models)
 
 
 class DiffusionMaker:

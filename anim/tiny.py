@@ -123,6 +123,6 @@ def tiny_controlnet_dir(cache_dir: Path | None = None) -> Path:
 
 
 def tiny_sdxl_dir(cache_dir: Path | None = None) -> Path:
-    """Folder of a tiny SDXL-shaped model, for SDXL loading tests (SDXL rendering is not wired yet)."""
+    """Folder of a tiny SDXL-shaped model, for SDXL loading and rendering tests."""
     root = Path(cache_dir) if cache_dir else cache_root()
     return build_once(root / f"{TINY_VERSION}-sdxl", _write_tiny_sdxl)

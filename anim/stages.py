@@ -131,13 +131,18 @@ def load_image(path: str | Path, width: int, height: int, device: torch.device, 
     return from_uint8_hwc(cover_resize(np.asarray(rgb), width, height), device)
 
 
+def cover_geometry(src_w: int, src_h: int, width: int, height: int) -> tuple[int, int, int, int]:
+    """(scaled_w, scaled_h, left, top): scale to cover width x height, then the centre crop's offset."""
+    scale = max(width / src_w, height / src_h)
+    new_w, new_h = max(width, round(src_w * scale)), max(height, round(src_h * scale))
+    return new_w, new_h, (new_w - width) // 2, (new_h - height) // 2
+
+
 def cover_resize(image_u8: np.ndarray, width: int, height: int) -> np.ndarray:
     """Scale so the image covers width x height, then centre-crop (no distortion, no borders)."""
     h, w = image_u8.shape[:2]
-    scale = max(width / w, height / h)
-    new_w, new_h = max(width, round(w * scale)), max(height, round(h * scale))
+    new_w, new_h, left, top = cover_geometry(w, h, width, height)
     resized = np.asarray(Image.fromarray(image_u8).resize((new_w, new_h), Image.Resampling.LANCZOS))
-    top, left = (new_h - height) // 2, (new_w - width) // 2
     return np.ascontiguousarray(resized[top:top + height, left:left + width])
 
 

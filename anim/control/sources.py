@@ -19,7 +19,7 @@ from PIL import Image, UnidentifiedImageError
 
 from anim.control.pose import draw_openpose, normalised, place_keypoints, read_pose_json
 from anim.errors import InputError
-from anim.stages import cover_resize
+from anim.stages import cover_geometry, cover_resize
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 RESIZE_MODES = ("crop", "fit", "stretch")
@@ -35,10 +35,9 @@ def resize_transform(src_w: int, src_h: int, width: int, height: int, mode: str)
     """(scale_x, scale_y, offset_x, offset_y) that maps source pixels to the resized frame."""
     if mode == "stretch":
         return width / src_w, height / src_h, 0.0, 0.0
-    if mode == "crop":  # the same rounding as anim.stages.cover_resize
-        scale = max(width / src_w, height / src_h)
-        new_w, new_h = max(width, round(src_w * scale)), max(height, round(src_h * scale))
-        return new_w / src_w, new_h / src_h, -float((new_w - width) // 2), -float((new_h - height) // 2)
+    if mode == "crop":  # the geometry cover_resize uses for the pixels
+        new_w, new_h, left, top = cover_geometry(src_w, src_h, width, height)
+        return new_w / src_w, new_h / src_h, -float(left), -float(top)
     if mode == "fit":
         new_w, new_h = _fit_size(src_w, src_h, width, height)
         return new_w / src_w, new_h / src_h, float((width - new_w) // 2), float((height - new_h) // 2)

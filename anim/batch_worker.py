@@ -43,6 +43,7 @@ class Options:
     stale_after: float = STALE_S
     heartbeat_s: float = HEARTBEAT_S
     render: Callable | None = None  # injectable: render(run, *, should_stop, low_memory); None = the engine
+    lockstep: int = 1  # K > 1: groups of up to K compatible jobs share their UNet calls (anim.batch_group)
     cwd: str = field(default_factory=os.getcwd)  # relative paths in presets resolve against the caller's cwd
 
     @property
@@ -135,6 +136,16 @@ def run_job(job: Job, opts: Options, worker: str) -> dict | None:
 
 def _claimed(job: Job, opts: Options, claim: Claim, worker: str) -> dict | None:
     """The job under our claim: earlier crashes, open the run, skip when finished, disk guard, render."""
+    prepared = prepare(job, opts, claim, worker)
+    if isinstance(prepared, dict):
+        return prepared
+    run, attempts = prepared
+    return render_with_retries(job, run, opts, claim, worker, len(complete_frames(run)), attempts=attempts)
+
+
+def prepare(job: Job, opts: Options, claim: Claim, worker: str, *, skip_finished: bool = True):
+    """(run, attempts so far) for a job to render, or its result row: died too often, bad preset, finished,
+    or no disk space (which also drains the queue)."""
     from anim.runfolder import open_run
 
     deaths = claim.deaths(opts.session.id)
@@ -148,7 +159,7 @@ def _claimed(job: Job, opts: Options, claim: Claim, worker: str) -> dict | None:
     except AnimError as exc:
         return result(job, "failed", error=one_line(exc), worker=worker)
     done = complete_frames(run)
-    if is_finished(run):
+    if skip_finished and is_finished(run):
         return result(job, "skipped", frames=len(done), worker=worker)
     need = estimate_bytes(run.preset, run.preset.max_frames - len(done))
     free = opts.free_space(opts.root)
@@ -156,11 +167,11 @@ def _claimed(job: Job, opts: Options, claim: Claim, worker: str) -> dict | None:
         reason = f"not started: needs ~{need / 2**20:.0f} MiB, {free / 2**20:.0f} MiB free on {opts.root}"
         opts.session.drain(f"disk nearly full ({reason})")
         return result(job, "skipped", error=reason, frames=len(done), worker=worker)
-    return _render_with_retries(job, run, opts, claim, worker, len(done), attempts=len(deaths))
+    return run, len(deaths)
 
 
-def _render_with_retries(job: Job, run, opts: Options, claim: Claim, worker: str, before: int,
-                         attempts: int) -> dict | None:
+def render_with_retries(job: Job, run, opts: Options, claim: Claim, worker: str, before: int,
+                        attempts: int) -> dict | None:
     """Render; retry other errors `retries` times, an out-of-memory once more with low_memory=True."""
     render = opts.render or (lambda r, **kw: engine_render(r, threads=opts.threads, **kw))
     low_memory, retries_left = False, opts.retries
@@ -227,6 +238,10 @@ def describe(res: dict) -> str:
 
 def worker_main(label: str, jobs: list[Job], opts: Options) -> None:
     """A local worker process: claim and run jobs until every job has a result or the batch stops."""
+    if opts.lockstep > 1:
+        from anim.batch_group import group_worker_main
+
+        return group_worker_main(label, jobs, opts)
     session = opts.session
     while not (session.stopping() or session.draining() or _TERMINATED.is_set()):
         pending = [job for job in jobs if session.read_result(job.name) is None]

@@ -19,7 +19,7 @@ from anim.makers import DiffusionMaker, ModelCache, PreviewMaker, device_name
 from anim.output import FrameWriter, a1111_parameters, close_logger, is_complete_png, read_png_u8, run_logger
 from anim.plan import parse_frame_range
 from anim.preset import frames_hash
-from anim.runfolder import STATE, Run
+from anim.runfolder import GROUP, STATE, Run
 from anim.stages import key_frames, load_image, tween
 from anim.video import encode_video
 from anim.yamlio import atomic_write_text
@@ -89,11 +89,14 @@ class Stopped(Exception):
 
 
 def render_run(run: Run, frames: str | None = None, preview: bool = False, quiet: bool = False, *,
-               cache: ModelCache | None = None, should_stop=None, low_memory: bool = False) -> int:
+               cache: ModelCache | None = None, should_stop=None, low_memory: bool = False,
+               redo_from: int | None = None, diffuse=None) -> int:
     """Render (or preview) the frames of `run` that are not on disk yet, then encode the video.
 
     `cache` keeps models between runs, `should_stop()` is asked between frames (raises `Stopped`),
-    `low_memory` turns on VAE tiling/slicing and attention slicing.
+    `low_memory` turns on VAE tiling/slicing and attention slicing. A lockstep group (anim.group) passes
+    `diffuse(frame, **diffuser_kwargs)` to share UNet calls, and `redo_from` to render frames from there on
+    again even when on disk (a resumed group re-forms the exact rounds, so the frames come out identical).
     """
     p = run.preset
     frame_range = parse_frame_range(frames, p.max_frames)
@@ -101,16 +104,20 @@ def render_run(run: Run, frames: str | None = None, preview: bool = False, quiet
     state = _State(run, "preview" if preview else "render")
     state.load()
     times: dict[str, float] = defaultdict(float)
-    todo = [f for f in frame_range if not is_complete_png(run.frame_path(f))]
+    redo = p.max_frames if redo_from is None else redo_from
+    todo = [f for f in frame_range if f >= redo or not is_complete_png(run.frame_path(f))]
     # Models load before anything is written, so a bad model leaves an existing run folder as it was.
-    maker = _make_maker(run, preview, times, cache, low_memory) if todo else None
+    maker = _make_maker(run, preview, times, cache, low_memory, diffuse) if todo else None
     run.write_plan()
     log = run_logger(run.dir / "log.txt")
     log.info("%s %s: frames %d..%d, %d to do, hash %s", state.mode, run.source, frame_range.start,
              frame_range.stop - 1, len(todo), state.hash)
+    if todo and diffuse is None and (run.dir / GROUP).is_file():
+        log.warning("this run was rendered in a lockstep group (%s); frames made alone from here on may differ "
+                    "in the last bits from an uninterrupted group render: resume it with its batch", GROUP)
     try:
         if todo:
-            _render_frames(run, todo, state, maker, quiet, times, log, should_stop)
+            _render_frames(run, todo, state, maker, quiet, times, log, should_stop, redo)
         started = time.perf_counter()
         video = _encode(run, frame_range) if p.output.video else None
         times["video"] += time.perf_counter() - started
@@ -124,17 +131,18 @@ def render_run(run: Run, frames: str | None = None, preview: bool = False, quiet
     return 0
 
 
-def _make_maker(run: Run, preview: bool, times, cache, low_memory: bool):
+def _make_maker(run: Run, preview: bool, times, cache, low_memory: bool, diffuse=None):
     """The frame maker: camera-only preview, or diffusion with models from the cache."""
     if preview:
         return PreviewMaker(run, torch.device(device_name(run.preset.device)))
-    return DiffusionMaker(run, run.preset.device, times, cache=cache, low_memory=low_memory)
+    return DiffusionMaker(run, run.preset.device, times, cache=cache, low_memory=low_memory, diffuse=diffuse)
 
 
-def _render_frames(run: Run, todo: list[int], state: _State, maker, quiet: bool, times, log, should_stop) -> None:
+def _render_frames(run: Run, todo: list[int], state: _State, maker, quiet: bool, times, log, should_stop,
+                   redo: int) -> None:
     """The loop proper: key frames are diffused (every frame, or every Nth with cadence), in-betweens
     made from their two keys. Finished frames are flushed to disk even when a later one fails."""
-    loop = _Loop(run, state, maker, times, log)
+    loop = _Loop(run, state, maker, times, log, redo)
     keys = key_frames(run.preset.max_frames, 1 if maker.mode == "preview" else run.preset.cadence)
     bar = tqdm(total=len(todo), unit="frame", disable=quiet, dynamic_ncols=True, desc=run.dir.name)
     wanted = set(todo)
@@ -174,8 +182,9 @@ def _needs(key: int, before: int, wanted: set[int]) -> bool:
 class _Loop:
     """Per-run loop state: the last frames made (as their PNGs hold them), the colour reference, the writer."""
 
-    def __init__(self, run: Run, state: _State, maker, times, log) -> None:
+    def __init__(self, run: Run, state: _State, maker, times, log, redo: int) -> None:
         self.run, self.state, self.maker, self.times, self.log = run, state, maker, times, log
+        self.redo = redo  # frames from here on are made again even when on disk
         self.p = run.preset
         self.device = maker.device
         self.reference = _reference(run, state, self.device)
@@ -183,7 +192,7 @@ class _Loop:
         self.recent: dict[int, torch.Tensor] = {}  # frames made in this run, kept until the writer has them
 
     def done(self, frame: int) -> bool:
-        return frame in self.recent or is_complete_png(self.run.frame_path(frame))
+        return frame in self.recent or (frame < self.redo and is_complete_png(self.run.frame_path(frame)))
 
     def image(self, frame: int | None) -> torch.Tensor | None:
         """A frame as its PNG holds it (from memory when made in this run), or None if absent."""

@@ -1,6 +1,7 @@
 """Frame makers for the loop: camera-only preview, and diffusion with models kept between renders."""
 from __future__ import annotations
 
+import threading
 import time
 
 import torch
@@ -42,15 +43,17 @@ class ModelCache:
     def __init__(self) -> None:
         self._key: tuple | None = None
         self._bundle: tuple | None = None
+        self._lock = threading.Lock()  # the members of a lockstep group ask from their own threads
 
     def get(self, preset, device_name: str, low_memory: bool = False):
         """(models, prompt encoder, diffuser) for this preset, reusing the last ones when they match."""
         key = (preset.model, preset.vae, preset.allow_pickle, device_name, preset.dtype, low_memory,
                tuple((lora.path,) for lora in preset.loras), preset.performance.model_dump_json())
-        if key != self._key:
-            self._bundle, self._key = None, None  # free the old models before loading new ones
-            self._bundle, self._key = _load_bundle(preset, device_name, low_memory), key
-        return self._bundle
+        with self._lock:
+            if key != self._key:
+                self._bundle, self._key = None, None  # free the old models before loading new ones
+                self._bundle, self._key = _load_bundle(preset, device_name, low_memory), key
+            return self._bundle
 
 
 def _load_bundle(p, device_name: str, low_memory: bool):
@@ -80,13 +83,15 @@ class DiffusionMaker:
     mode = "render"
 
     def __init__(self, run: Run, device_name: str, times: dict, cache: ModelCache | None = None,
-                 low_memory: bool = False) -> None:
+                 low_memory: bool = False, diffuse=None) -> None:
         from anim.samplers import a1111_label
 
         p = self.preset = run.preset
         started = time.perf_counter()
         cache = cache or ModelCache()
         self.models, self.encoder, self.diffuser = cache.get(p, device_name, low_memory)
+        # diffuse(frame, **kwargs): the shared diffuser, or a lockstep group's port (anim.group)
+        self.diffuse = diffuse or (lambda frame, **kwargs: self.diffuser(**kwargs))
         self.device = self.models.device
         self.sampler_label = a1111_label(p.sampler)
         self.model_hash, self.model_name = self.models.model_hash, self.models.name
@@ -154,8 +159,8 @@ class DiffusionMaker:
         controls = self.controls.for_frame(frame, row, warped) if self.controls is not None else None
         times["control maps"] += time.perf_counter() - started  # 4. conditioning: control maps (cached)
         started = time.perf_counter()
-        image = self.diffuser(  # 5. img2img (or txt2img) with the frame's settings and seed
-            init=init, cond=cond, uncond=uncond, denoise=1.0 if denoise is None else denoise,
+        image = self.diffuse(  # 5. img2img (or txt2img) with the frame's settings and seed
+            frame, init=init, cond=cond, uncond=uncond, denoise=1.0 if denoise is None else denoise,
             cfg_scale=row["cfg_scale"], steps=int(row["steps"]), sampler=p.sampler, seed=int(row["seed"]),
             width=p.width, height=p.height, controls=controls,
         )

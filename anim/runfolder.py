@@ -17,6 +17,7 @@ from anim.yamlio import atomic_write_text, load_with_lines
 
 RESOLVED = "preset.resolved.yaml"
 STATE = "state.json"
+GROUP = "lockstep.json"  # the lockstep group a batch rendered this run in (anim.group)
 
 
 @dataclass

@@ -1,0 +1,223 @@
+"""`batch --lockstep K`: a worker claims up to K compatible jobs and renders them together (anim.group).
+
+Groups form in job order: the first pending job, then later pending jobs with the same models and size
+(anim.group.lockstep_key). A group is recorded in its run folders; a later batch re-forms exactly that
+group from its first member (other workers leave the members alone), so a resumed group gives the same
+bytes as an uninterrupted one. A member that fails with a retryable error is retried alone.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import time
+from dataclasses import dataclass
+
+from anim.batch_claims import Claim, Heartbeat, try_claim
+from anim.batch_jobs import FrameWatch, Job, complete_frames, is_finished
+from anim.batch_worker import (
+    Options, StopCheck, _TERMINATED, _cwd, _log, describe, one_line, prepare, render_with_retries, result,
+)
+from anim.errors import AnimError
+
+
+@dataclass
+class Member:
+    """A claimed, opened job of a group."""
+
+    job: Job
+    claim: Claim
+    run: object
+    attempts: int
+    finished_before: bool
+
+
+def group_worker_main(label: str, jobs: list[Job], opts: Options) -> None:
+    """A local worker with --lockstep: claim and render groups until every job has a result or the batch stops."""
+    session = opts.session
+    while not _stopping(opts):
+        pending = [job for job in jobs if session.read_result(job.name) is None]
+        if not pending:
+            return
+        progressed = False
+        for job in pending:
+            if _stopping(opts):
+                return
+            if session.read_result(job.name) is not None or _formed_elsewhere(job, jobs, opts):
+                continue
+            rows = run_group(job, jobs, opts, label)
+            if rows is not None:
+                progressed = True
+                for row in rows:
+                    _log(label, describe(row))
+        if not progressed:
+            time.sleep(0.5)  # every pending job is held by a live worker
+
+
+def _stopping(opts: Options) -> bool:
+    return bool(opts.session.stopping() or opts.session.draining() or _TERMINATED.is_set())
+
+
+def _recorded(job: Job, opts: Options) -> list[str] | None:
+    """The recorded group of a job's run folder, when it has more than one member."""
+    from anim.group import read_group
+
+    members = read_group(opts.root / job.name)
+    return members if members and len(members) > 1 else None
+
+
+def _formed_elsewhere(job: Job, jobs: list[Job], opts: Options) -> bool:
+    """A member of a recorded group other than its first: the group is formed from its first member
+    (unless that one already has its result, and cannot lead any more)."""
+    members = _recorded(job, opts)
+    if not members or members[0] == job.name:
+        return False
+    leader = next((j for j in jobs if j.name == members[0]), None)
+    return leader is not None and opts.session.read_result(leader.name) is None
+
+
+def run_group(job: Job, jobs: list[Job], opts: Options, worker: str) -> list[dict] | None:
+    """Claim `job` and its group, render, record each member's row; None if `job` is held by another worker."""
+    rows: list[dict] = []
+    lead = _claim(job, opts, worker, rows, skip_finished=_recorded(job, opts) is None)
+    if lead is None:
+        return rows or None
+    members = [lead] + _companions(lead, jobs, opts, worker, rows)
+    if len(members) == 1:
+        row = render_with_retries(lead.job, lead.run, opts, lead.claim, worker,
+                                  len(complete_frames(lead.run)), lead.attempts)
+        return rows + _record([(lead, row)], opts)
+    return rows + _record(_render_members(members, opts, worker), opts)
+
+
+def _claim(job: Job, opts: Options, worker: str, rows: list[dict], *, skip_finished: bool) -> Member | None:
+    """Claim and prepare one job; a job that ends at once (finished, broken preset) adds its row to `rows`."""
+    claim = try_claim(opts.claims_dir, job.name, opts.session.id, worker, opts.stale_after)
+    if claim is None:
+        return None
+    prepared = prepare(job, opts, claim, worker, skip_finished=skip_finished)
+    if isinstance(prepared, dict):
+        opts.session.write_result(job.name, prepared)
+        claim.release()
+        rows.append(prepared)
+        return None
+    run, attempts = prepared
+    return Member(job, claim, run, attempts, is_finished(run))
+
+
+def _companions(lead: Member, jobs: list[Job], opts: Options, worker: str, rows: list[dict]) -> list[Member]:
+    """The other members: the recorded group of `lead`, or up to K-1 later pending jobs that fit with it."""
+    from anim.group import lockstep_key
+
+    recorded = _recorded(lead.job, opts)
+    if recorded:
+        named = {j.name: j for j in jobs}
+        others = [named[n] for n in recorded[1:] if n in named and opts.session.read_result(n) is None]
+        found = [m for m in (_claim(j, opts, worker, rows, skip_finished=False) for j in others) if m is not None]
+        if len(found) != len(recorded) - 1:
+            _log(worker, f"{lead.job.name}: its lockstep group {recorded} cannot be re-formed whole; frames from "
+                         "here on may differ in the last bits from an uninterrupted render")
+        return found
+    key = lockstep_key(lead.run.preset)
+    if key is None or opts.lockstep <= 1:
+        return []
+    found = []
+    for job in jobs:
+        if len(found) + 1 >= opts.lockstep:
+            break
+        if job.name == lead.job.name or opts.session.read_result(job.name) is not None or _recorded(job, opts):
+            continue
+        if _key_of(job, opts) != key:
+            continue
+        member = _claim(job, opts, worker, rows, skip_finished=True)
+        if member is not None:
+            found.append(member)
+    return found
+
+
+def _key_of(job: Job, opts: Options):
+    """A job's lockstep key from its preset file (None when it does not load: it fails in its own turn)."""
+    from anim.group import lockstep_key
+    from anim.preset import load_preset
+
+    try:
+        return lockstep_key(load_preset(job.preset, list(opts.overrides)).preset)
+    except AnimError:
+        return None
+
+
+def _render_members(members: list[Member], opts: Options, worker: str) -> list[tuple[Member, dict | None]]:
+    """Render the group with heartbeats and stop checks; each member's row (None: it lost its claim)."""
+    from anim.group import GroupUnsupported
+
+    before = [len(complete_frames(m.run)) for m in members]
+    stops = [StopCheck(opts.session, m.claim, FrameWatch(m.run, _todo(m.run))) for m in members]
+    with contextlib.ExitStack() as stack:
+        for m in members:
+            stack.enter_context(Heartbeat(m.claim, opts.heartbeat_s))
+        started = time.perf_counter()
+        try:
+            errors = group_render([m.run for m in members], stops, opts)
+        except GroupUnsupported as exc:  # e.g. an SDXL model: render the members one by one
+            _log(worker, f"{exc}; rendering the {len(members)} jobs one by one")
+            return [(m, render_with_retries(m.job, m.run, opts, m.claim, worker, n0, m.attempts))
+                    for m, n0 in zip(members, before)]
+        seconds = time.perf_counter() - started
+        return [(m, _row(m, stop, n0, error, seconds, opts, worker))
+                for m, stop, n0, error in zip(members, stops, before, errors)]
+
+
+def _todo(run) -> list[int]:
+    on_disk = set(complete_frames(run))
+    return [f for f in range(run.preset.max_frames) if f not in on_disk]
+
+
+def _row(m: Member, stop: StopCheck, before: int, error, seconds: float, opts: Options, worker: str) -> dict | None:
+    """A member's result: done, interrupted, failed, or retried alone when the error may pass."""
+    if error is None:
+        try:
+            stop.watch.check(final=True)  # the last frames' black-frame check
+        except AnimError as exc:
+            error = exc
+    n = len(complete_frames(m.run))
+    attempts = m.attempts + 1
+    if error is None:
+        status = "skipped" if m.finished_before and n == before else "done"
+        return result(m.job, status, frames=n, rendered=n - before, attempts=attempts, worker=worker, seconds=seconds)
+    if stop.reason is not None:
+        if stop.reason == "lost claim":
+            return None
+        return result(m.job, "interrupted", error=stop.reason, frames=n, rendered=n - before, attempts=attempts,
+                      worker=worker, seconds=seconds)
+    if isinstance(error, AnimError):
+        return result(m.job, "failed", error=one_line(error), frames=n, rendered=n - before, attempts=attempts,
+                      worker=worker, seconds=seconds)
+    _log(worker, f"{m.job.name}: {one_line(error)} in its lockstep group; retrying alone")
+    return render_with_retries(m.job, m.run, opts, m.claim, worker, before, attempts)
+
+
+def group_render(runs: list, stops: list, opts: Options) -> list[BaseException | None]:
+    """The real group render: anim.group.render_group with this process's model cache, output kept quiet."""
+    import torch
+
+    from anim import batch_worker
+    from anim.group import render_group
+    from anim.makers import ModelCache
+
+    if batch_worker._DEFAULT_THREADS is None:
+        batch_worker._DEFAULT_THREADS = torch.get_num_threads()
+    torch.set_num_threads(opts.threads or batch_worker._DEFAULT_THREADS)
+    if batch_worker._CACHE is None:
+        batch_worker._CACHE = ModelCache()
+    with _cwd(opts.cwd), contextlib.redirect_stdout(io.StringIO()):
+        return render_group(runs, cache=batch_worker._CACHE, should_stop=stops)
+
+
+def _record(pairs: list[tuple[Member, dict | None]], opts: Options) -> list[dict]:
+    """Write each member's row to the session and release its claim; the rows written."""
+    rows = []
+    for m, row in pairs:
+        if row is not None:
+            opts.session.write_result(m.job.name, row)
+            rows.append(row)
+        m.claim.release()
+    return rows

@@ -12,8 +12,13 @@ init noise, then the scheduler's per-step noise), so K=1 reproduces anim.diffuse
 only the UNet's float summation order may change (batching), so frames agree to ~1e-6, and the same
 group composition and order repeats bit for bit.
 
-Not in this version: ControlNet (a later version can run the ControlNet on the batch and scale each
-sample's residuals by its own conditioning_scale), SDXL, and UNets with a guidance embedding (LCM).
+ControlNet units (Item.controls, anim.diffuse.ControlInput) are per item too: each step every distinct
+ControlNet runs once on the rows of the items that use it, and each item's residuals are scaled by its own
+weight and guidance window (anim.lockstep_control), so K=1 with controls also reproduces Diffuser bit for bit.
+Items with and without controls can share a group.
+
+Not in this version: SDXL, UNets with a guidance embedding (LCM), and guess-mode ControlNets
+(global_pool_conditions).
 """
 
 from __future__ import annotations
@@ -24,14 +29,15 @@ from dataclasses import dataclass, field
 
 import torch
 
-from anim.diffuse import _check_size, _fit, effective_steps
+from anim.diffuse import ControlInput, _check_size, _fit, effective_steps
 from anim.errors import ModelError
+from anim.lockstep_control import check_controls, prepare_units, step_residuals
 from anim.samplers import make_scheduler, seed_scheduler
 
 
 @dataclass
 class Item:
-    """One job of a lockstep group: the same arguments Diffuser.__call__ takes (no ControlNet)."""
+    """One job of a lockstep group: the same arguments Diffuser.__call__ takes, so Diffuser(**vars(item)) works."""
 
     init: torch.Tensor | None
     cond: torch.Tensor
@@ -43,6 +49,7 @@ class Item:
     seed: int
     width: int
     height: int
+    controls: list[ControlInput] | None = None
 
 
 @dataclass
@@ -56,6 +63,7 @@ class _Track:
     embeds: torch.Tensor  # cat([uncond, cond]) with CFG, cond alone without
     cfg_scale: float
     step_kwargs: dict = field(default_factory=dict)
+    units: list = field(default_factory=list)  # anim.lockstep_control.TrackUnit per ControlNet unit
     cursor: int = 0
 
     @property
@@ -93,7 +101,8 @@ def fresh_scheduler(sampler: str, scheduler_config: dict):
 
 
 class LockstepDiffuser:
-    """Callable rendering a group of Items in lockstep; counts groups in `calls`, UNet calls in `unet_calls`.
+    """Callable rendering a group of Items in lockstep; counts groups in `calls`, UNet calls in `unet_calls`,
+    ControlNet forwards in `control_calls`.
 
     encoder (a PromptEncoder) pads conditionings of different chunk counts with empty-prompt chunks,
     as PromptEncoder.pad_to does; without one, a group whose embeddings differ in length is refused.
@@ -110,6 +119,7 @@ class LockstepDiffuser:
         self.batch_decode = batch_decode
         self.calls = 0
         self.unet_calls = 0
+        self.control_calls = 0
         self.last_steps_run = 0  # lockstep iterations (UNet calls) of the last group
 
     def __call__(self, items: list[Item]) -> list[torch.Tensor]:
@@ -135,7 +145,7 @@ class LockstepDiffuser:
     # ------------------------------------------------------------ checks and prompts
 
     def _check_group(self, items: list[Item]) -> None:
-        """One size for the whole group, valid sizes, cond/uncond pairs of equal shape."""
+        """One size for the whole group, valid sizes, cond/uncond pairs of equal shape, valid control units."""
         first = items[0]
         for it in items:
             if not lockstep_compatible(first, it):
@@ -145,6 +155,7 @@ class LockstepDiffuser:
             if it.cond.shape != it.uncond.shape:
                 raise ModelError(f"cond {tuple(it.cond.shape)} and uncond {tuple(it.uncond.shape)} differ; "
                                  "build them with PromptEncoder.pair")
+            check_controls(it.controls)
 
     def _padded_embeds(self, items: list[Item]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Each item's (cond, uncond), padded with empty-prompt chunks to the group's longest."""
@@ -171,10 +182,13 @@ class LockstepDiffuser:
         else:
             timesteps = _img2img_timesteps(scheduler, item.steps, item.denoise, models.device)
             latents = self._init_latents(item, scheduler, generator, timesteps, dtype)
-        embeds = torch.cat([uncond, cond]) if item.cfg_scale > 1.0 else cond
+        cfg = item.cfg_scale > 1.0
+        embeds = torch.cat([uncond, cond]) if cfg else cond
+        units = prepare_units(item.controls, width=item.width, height=item.height, cfg=cfg, device=models.device,
+                              vae_scale_factor=self._vae_scale_factor())
         return _Track(scheduler=scheduler, generator=generator, timesteps=list(timesteps), latents=latents,
                       embeds=embeds.to(models.device), cfg_scale=float(item.cfg_scale),
-                      step_kwargs=_step_kwargs(scheduler, generator))
+                      step_kwargs=_step_kwargs(scheduler, generator), units=units)
 
     def _noise_latents(self, item: Item, scheduler, generator, dtype) -> torch.Tensor:
         """txt2img start: unit noise from the item's generator, scaled by the scheduler's init sigma."""
@@ -213,16 +227,18 @@ class LockstepDiffuser:
             calls += 1
 
     def _step(self, active: list[_Track]) -> None:
-        """One batched UNet call for the active tracks, then each track's own CFG and scheduler step."""
+        """One batched UNet call (with the tracks' ControlNet residuals), then each track's CFG and scheduler step."""
         inputs, times, embeds = [], [], []
         for tr in active:
             t = tr.timesteps[tr.cursor]
             sample = torch.cat([tr.latents] * 2) if tr.cfg else tr.latents
             inputs.append(tr.scheduler.scale_model_input(sample, t))
-            times.append(t.reshape(1).expand(tr.rows))
+            times.append(t.reshape(1).expand(tr.rows).to(self.models.device))
             embeds.append(tr.embeds)
-        timestep = torch.cat(_common_dtype(times)).to(self.models.device)
-        noise = self.models.unet(torch.cat(inputs), timestep, encoder_hidden_states=torch.cat(embeds),
+        times = _common_dtype(times)
+        down, mid = self._control_residuals(active, inputs, times, embeds)
+        noise = self.models.unet(torch.cat(inputs), torch.cat(times), encoder_hidden_states=torch.cat(embeds),
+                                 down_block_additional_residuals=down, mid_block_additional_residual=mid,
                                  return_dict=False)[0]
         self.unet_calls += 1
         for tr, pred in zip(active, noise.split([tr.rows for tr in active])):
@@ -232,6 +248,14 @@ class LockstepDiffuser:
             t = tr.timesteps[tr.cursor]
             tr.latents = tr.scheduler.step(pred, t, tr.latents, **tr.step_kwargs, return_dict=False)[0]
             tr.cursor += 1
+
+    def _control_residuals(self, active: list[_Track], inputs, times, embeds):
+        """This step's ControlNet (down, mid) residuals for the batch, counting forwards; (None, None) if none."""
+        if not any(tr.units for tr in active):
+            return None, None
+        down, mid, forwards = step_residuals(active, inputs, times, embeds)
+        self.control_calls += forwards
+        return down, mid
 
     # ------------------------------------------------------------ decoding
 

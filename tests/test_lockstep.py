@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from anim.diffuse import Diffuser
+from anim.diffuse import ControlInput, Diffuser
 from anim.lockstep import Item, LockstepDiffuser, fresh_scheduler, lockstep_compatible
 
 TOL = 1e-3  # mean abs difference allowed where only the batch (float summation order) differs
@@ -13,10 +13,25 @@ BASE = {"denoise": 0.6, "cfg_scale": 7.0, "steps": 3, "sampler": "euler_a", "see
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("anim-cache")
+
+
+@pytest.fixture(scope="module")
+def models(cache_dir):
     from anim.models import load_models
 
-    return load_models("tiny", device="cpu", cache_dir=tmp_path_factory.mktemp("anim-cache"))
+    return load_models("tiny", device="cpu", cache_dir=cache_dir)
+
+
+@pytest.fixture(scope="module")
+def nets(cache_dir):
+    """Two ControlNet objects with the same tiny weights (distinct by identity, as two units' models)."""
+    from diffusers import ControlNetModel
+
+    from anim.tiny import tiny_controlnet_dir
+
+    return [ControlNetModel.from_pretrained(tiny_controlnet_dir(cache_dir)).eval() for _ in range(2)]
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +55,13 @@ def lockstep(models, encoder):
 def inits():
     gen = torch.Generator().manual_seed(0)
     return [torch.rand(1, 3, 64, 64, generator=gen) for _ in range(3)]
+
+
+@pytest.fixture(scope="module")
+def hints():
+    """Control images in [0,1]; the second is 32x32 so it is resized to the render size like Diffuser does."""
+    gen = torch.Generator().manual_seed(5)
+    return [torch.rand(1, 3, 64, 64, generator=gen), torch.rand(1, 3, 32, 32, generator=gen)]
 
 
 def _item(encoder, init, prompt="a cabin in the snow", negative="blurry", **overrides) -> Item:
@@ -168,3 +190,106 @@ def test_bench_small_runs(tmp_path):
     assert all(r["fps"] > 0 for r in result["rows"])
     saved = json.loads(next(tmp_path.glob("lockstep-*-small.json")).read_text())
     assert saved["rows"] == result["rows"]
+
+
+# ---------------------------------------------------------------- ControlNet
+
+
+def _count_forwards(net, rows: list[int]):
+    """Forward hook appending each call's batch rows to `rows`; returns the handle."""
+    return net.register_forward_hook(lambda _m, args, _out: rows.append(args[0].shape[0]))
+
+
+@pytest.mark.parametrize("weight,start,end", [(1.0, 0.0, 1.0), (0.7, 0.25, 0.75)])
+@pytest.mark.parametrize("img2img", [True, False])
+def test_single_item_with_controlnet_is_bit_exact(diffuser, lockstep, encoder, inits, hints, nets,
+                                                   img2img, weight, start, end):
+    unit = ControlInput(nets[0], hints[0], weight=weight, guidance_start=start, guidance_end=end)
+    item = _item(encoder, inits[0] if img2img else None, denoise=0.9, steps=5 if img2img else 4, controls=[unit])
+    out = lockstep([item])[0]
+    assert lockstep.last_steps_run == 4  # window 0.25..0.75 keeps steps 1 and 2 of 4
+    assert torch.equal(out, _solo(diffuser, item))
+    assert _mad(out, _solo(diffuser, _no_controls(item))) > TOL  # the control has a visible effect
+
+
+def _no_controls(item: Item) -> Item:
+    return Item(**{**vars(item), "controls": None})
+
+
+@pytest.mark.parametrize("img2img", [True, False])
+def test_single_item_with_two_controlnets_is_bit_exact(diffuser, lockstep, encoder, inits, hints, nets, img2img):
+    units = [ControlInput(nets[0], hints[0], weight=0.8, guidance_end=0.75),
+             ControlInput(nets[1], hints[1], weight=0.5, guidance_start=0.25)]
+    item = _item(encoder, inits[1] if img2img else None, denoise=0.9, steps=5 if img2img else 4, controls=units)
+    assert torch.equal(lockstep([item])[0], _solo(diffuser, item))
+
+
+def _control_group(encoder, inits, hints, nets) -> list[Item]:
+    """Full-strength unit (4 steps), a weaker windowed unit (4 steps), no unit (2 steps); samplers differ."""
+    return [
+        _item(encoder, None, seed=21, steps=4, sampler="euler_a", controls=[ControlInput(nets[0], hints[0])]),
+        _item(encoder, inits[1], prompt="a red fox", seed=22, denoise=0.9, steps=5, sampler="euler", cfg_scale=4.5,
+              controls=[ControlInput(nets[0], hints[1], weight=0.6, guidance_start=0.25, guidance_end=0.75)]),
+        _item(encoder, inits[2], seed=23, denoise=0.5, steps=4, sampler="euler_a"),
+    ]
+
+
+def test_group_with_controlnets_matches_solo_and_runs_the_net_once_per_step(diffuser, models, encoder, inits,
+                                                                             hints, nets):
+    items = _control_group(encoder, inits, hints, nets)
+    lock = LockstepDiffuser(models)
+    control_rows: list[int] = []
+    unet_rows: list[int] = []
+    hooks = [_count_forwards(nets[0], control_rows), _count_forwards(models.unet, unet_rows)]
+    try:
+        outs = lock(items)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert lock.last_steps_run == 4 and unet_rows == [6, 6, 4, 4]  # the no-control item stops after 2 steps
+    assert control_rows == [2, 4, 4, 2] and lock.control_calls == 4  # item 1's window keeps steps 1 and 2
+    for item, out in zip(items, outs):
+        assert _mad(out, _solo(diffuser, item)) < TOL
+    assert _mad(outs[0], _solo(diffuser, _no_controls(items[0]))) > TOL
+
+
+def test_group_with_controlnets_twice_is_bit_identical(lockstep, encoder, inits, hints, nets):
+    items = _control_group(encoder, inits, hints, nets)
+    first, second = lockstep(items), lockstep(items)
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
+
+
+def test_weight_zero_unit_is_skipped_with_the_same_bits(diffuser, models, encoder, inits, hints, nets):
+    item = _item(encoder, inits[0], denoise=0.9, steps=4, controls=[ControlInput(nets[0], hints[0], weight=0.0)])
+    lock = LockstepDiffuser(models)
+    rows: list[int] = []
+    hook = _count_forwards(nets[0], rows)
+    try:
+        out = lock([item])[0]
+    finally:
+        hook.remove()
+    assert rows == [] and lock.control_calls == 0
+    assert torch.equal(out, lock([_no_controls(item)])[0])
+    assert torch.equal(out, _solo(diffuser, item))  # diffusers runs the net at scale 0 and adds the zeros
+
+
+def test_units_in_different_orders_match_their_solo_renders(diffuser, lockstep, encoder, inits, hints, nets):
+    a = ControlInput(nets[0], hints[0], weight=0.9)
+    b = ControlInput(nets[1], hints[1], weight=0.4, guidance_start=0.5)
+    items = [_item(encoder, inits[0], denoise=1.0, steps=3, seed=31, controls=[a, b]),
+             _item(encoder, inits[1], denoise=1.0, steps=3, seed=32, controls=[b, a])]
+    for item, out in zip(items, lockstep(items)):
+        assert _mad(out, _solo(diffuser, item)) < TOL
+
+
+def test_bad_control_units_are_refused(lockstep, encoder, inits, hints, nets):
+    from types import SimpleNamespace
+
+    from anim.errors import ModelError
+
+    backwards = ControlInput(nets[0], hints[0], guidance_start=0.6, guidance_end=0.4)
+    with pytest.raises(ValueError, match="cannot be larger or equal"):
+        lockstep([_item(encoder, inits[0], controls=[backwards])])
+    pooled = SimpleNamespace(config=SimpleNamespace(global_pool_conditions=True))
+    with pytest.raises(ModelError, match="global_pool_conditions"):
+        lockstep([_item(encoder, inits[0], controls=[ControlInput(pooled, hints[0])])])

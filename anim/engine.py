@@ -66,7 +66,7 @@ class _State:
         atomic_write_text(self.run.dir / STATE, json.dumps(state, indent=1))
 
 
-def _reference(run: Run, state: _State, device: torch.device):
+def _reference(run: Run, state: _State, device: torch.device, redo: int):
     """The colour-coherence reference, prepared once: color_reference image, else the recorded or first frame."""
     p = run.preset
     if p.color_coherence == "none":
@@ -78,6 +78,8 @@ def _reference(run: Run, state: _State, device: torch.device):
     candidates.append(str(run.frame_path(0).relative_to(run.dir)))
     for rel in candidates:
         path = run.dir / rel
+        if path.parent == run.frames_dir and path.stem.isdigit() and int(path.stem) >= redo:
+            continue  # a frame made again: the reference comes from its new version, as in the first render
         if is_complete_png(path):
             state.reference_path = rel
             return prepare_reference(from_uint8_hwc(read_png_u8(path), device), p.color_coherence)
@@ -187,7 +189,7 @@ class _Loop:
         self.redo = redo  # frames from here on are made again even when on disk
         self.p = run.preset
         self.device = maker.device
-        self.reference = _reference(run, state, self.device)
+        self.reference = _reference(run, state, self.device, redo)
         self.writer = FrameWriter(after_write=state.written)
         self.recent: dict[int, torch.Tensor] = {}  # frames made in this run, kept until the writer has them
 

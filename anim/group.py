@@ -145,6 +145,7 @@ def render_group(runs: list[Run], *, cache=None, low_memory: bool = False, shoul
 
     `should_stop` is one callable per run (or None); `render` replaces anim.engine.render_run in tests.
     """
+    from anim.batch_jobs import is_finished
     from anim.engine import render_run
     from anim.lockstep import LockstepDiffuser
     from anim.makers import ModelCache, device_name
@@ -170,6 +171,8 @@ def render_group(runs: list[Run], *, cache=None, low_memory: bool = False, shoul
         run = runs[slot]
         try:
             if start is None or run.preset.max_frames <= start:  # nothing to diffuse: the video at most
+                if is_finished(run):
+                    return
                 render(run, quiet=True, cache=cache, should_stop=stops[slot], low_memory=low_memory)
             else:
                 render(run, quiet=True, cache=cache, should_stop=stops[slot], low_memory=low_memory,

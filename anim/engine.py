@@ -6,6 +6,7 @@ colour reference are 8-bit, as written), and every random draw derives from the 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -117,13 +118,21 @@ def render_run(run: Run, frames: str | None = None, preview: bool = False, quiet
     if todo and diffuse is None and (run.dir / GROUP).is_file():
         log.warning("this run was rendered in a lockstep group (%s); frames made alone from here on may differ "
                     "in the last bits from an uninterrupted group render: resume it with its batch", GROUP)
+    _sweep_video_temps(run)
+    encoder = _stream_encoder(run, frame_range, todo) if todo and p.output.video else None
     try:
         if todo:
-            _render_frames(run, todo, state, maker, quiet, times, log, should_stop, redo)
+            on_frame = (lambda f, image_u8: encoder.add(f - frame_range.start, image_u8)) if encoder else None
+            _render_frames(run, todo, state, maker, quiet, times, log, should_stop, redo, on_frame)
         started = time.perf_counter()
-        video = _encode(run, frame_range) if p.output.video else None
+        if encoder is not None:  # ffmpeg ran alongside the frames: only its last frames are left
+            video, encoder = encoder.finish(), None
+        else:
+            video = _encode(run, frame_range) if p.output.video else None
         times["video"] += time.perf_counter() - started
     except BaseException as exc:
+        if encoder is not None:
+            encoder.abort()
         log.error("stopped: %s: %s", type(exc).__name__, exc)
         raise
     finally:
@@ -141,10 +150,11 @@ def _make_maker(run: Run, preview: bool, times, cache, low_memory: bool, diffuse
 
 
 def _render_frames(run: Run, todo: list[int], state: _State, maker, quiet: bool, times, log, should_stop,
-                   redo: int) -> None:
+                   redo: int, on_frame=None) -> None:
     """The loop proper: key frames are diffused (every frame, or every Nth with cadence), in-betweens
-    made from their two keys. Finished frames are flushed to disk even when a later one fails."""
-    loop = _Loop(run, state, maker, times, log, redo)
+    made from their two keys. Finished frames are flushed to disk even when a later one fails.
+    `on_frame(frame, image_u8)` sees each frame as its PNG will hold it (the streaming video encoder)."""
+    loop = _Loop(run, state, maker, times, log, redo, on_frame)
     keys = key_frames(run.preset.max_frames, 1 if maker.mode == "preview" else run.preset.cadence)
     bar = tqdm(total=len(todo), unit="frame", disable=quiet, dynamic_ncols=True, desc=run.dir.name)
     wanted = set(todo)
@@ -184,8 +194,9 @@ def _needs(key: int, before: int, wanted: set[int]) -> bool:
 class _Loop:
     """Per-run loop state: the last frames made (as their PNGs hold them), the colour reference, the writer."""
 
-    def __init__(self, run: Run, state: _State, maker, times, log, redo: int) -> None:
+    def __init__(self, run: Run, state: _State, maker, times, log, redo: int, on_frame=None) -> None:
         self.run, self.state, self.maker, self.times, self.log = run, state, maker, times, log
+        self.on_frame = on_frame
         self.redo = redo  # frames from here on are made again even when on disk
         self.p = run.preset
         self.device = maker.device
@@ -241,23 +252,55 @@ class _Loop:
         text = a1111_parameters(row, width=self.p.width, height=self.p.height, sampler_label=self.maker.sampler_label,
                                 model_hash=self.maker.model_hash, model_name=self.maker.model_name, denoise=denoise)
         self.writer.submit(frame, self.run.frame_path(frame), image_u8, text, row)
+        if self.on_frame is not None:
+            self.on_frame(frame, image_u8)
         self.times["hand-off"] += time.perf_counter() - started
         self.log.info("frame %d/%d seed %d denoise %s", frame, self.p.max_frames - 1, row["seed"], denoise)
 
 
-def _encode(run: Run, frame_range: range) -> Path | None:
-    """video.mp4 for the whole render, video_A-B.mp4 for a sub-range; skipped if frames are missing."""
+def _video_target(run: Run, frame_range: range) -> tuple[Path, Path | None, float]:
+    """(video path, audio or None, audio start in s): video.mp4 for the whole render, video_A-B.mp4 for a
+    sub-range, with the audio cut to start where the range starts."""
     p = run.preset
-    paths = [run.frame_path(f) for f in frame_range]
-    if not all(is_complete_png(path) for path in paths):
-        return None
     full = len(frame_range) == p.max_frames
     name = "video.mp4" if full else f"video_{frame_range.start:06d}-{frame_range.stop - 1:06d}.mp4"
     audio, audio_start_s = _audio(p), frame_range.start / p.fps
     if audio is not None and p.init_video and audio == Path(p.init_video):
         audio_start_s += p.video_start  # the input's sound, from where its frames start
-    return encode_video(run.frames_dir, run.dir / name, fps=p.fps, crf=p.output.crf, audio=audio, frames=paths,
+    return run.dir / name, audio, audio_start_s
+
+
+def _encode(run: Run, frame_range: range) -> Path | None:
+    """Encode the range's PNGs (nothing was rendered this time); skipped if frames are missing."""
+    p = run.preset
+    paths = [run.frame_path(f) for f in frame_range]
+    if not all(is_complete_png(path) for path in paths):
+        return None
+    path, audio, audio_start_s = _video_target(run, frame_range)
+    return encode_video(run.frames_dir, path, fps=p.fps, crf=p.output.crf, audio=audio, frames=paths,
                         audio_start_s=audio_start_s)
+
+
+def _sweep_video_temps(run: Run) -> None:
+    """Remove what a killed encoder left (hidden temp videos and frame-link folders; never the video)."""
+    for leftover in run.dir.glob(".video*"):
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+
+
+def _stream_encoder(run: Run, frame_range: range, todo: list[int]):
+    """ffmpeg started before the first frame and fed as frames are made (frames on disk are read back)."""
+    from anim.video_stream import StreamEncoder
+
+    p = run.preset
+    path, audio, audio_start_s = _video_target(run, frame_range)
+    start = frame_range.start
+    return StreamEncoder(path, width=p.width, height=p.height, fps=p.fps, crf=p.output.crf,
+                         n_frames=len(frame_range), delivered={f - start for f in todo},
+                         read_frame=lambda i: read_png_u8(run.frame_path(start + i)), audio=audio,
+                         audio_start_s=audio_start_s)
 
 
 def _audio(p) -> Path | None:

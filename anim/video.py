@@ -128,6 +128,30 @@ def _link_sequence(frames: Sequence[Path], folder: Path) -> str:
     return str(folder / f"%06d{frames[0].suffix}")
 
 
+def check_encode_inputs(audio: Path | None, crf: int) -> None:
+    """The audio file exists and crf is in x264's range (before any frame is encoded)."""
+    if audio is not None and not Path(audio).is_file():
+        raise InputError(f"{audio}: audio file not found")
+    if not 0 <= int(crf) <= 51:
+        raise InputError(f"crf must be in 0..51, got {crf}")
+
+
+def encode_args(video_input: list[str], n_frames: int, fps: float, crf: int, audio: Path | None,
+                audio_start_s: float, out_name: str) -> list[str]:
+    """ffmpeg arguments after the video input: audio from `audio_start_s` on, H.264 yuv420p at `crf`."""
+    args = list(video_input)
+    if audio is not None:
+        args += (["-ss", f"{audio_start_s:.6f}"] if audio_start_s > 0 else []) + ["-i", str(audio)]
+    args += ["-map", "0:v:0"]
+    if audio is not None:
+        # -shortest, with the audio padded by a hair (two frames + one AAC frame) so streams of equal
+        # length never lose the last video frame to AAC's frame rounding
+        pad_s = 2.0 / float(fps) + 0.05
+        args += ["-map", "1:a:0", "-af", f"apad=pad_dur={pad_s:.4f}", "-c:a", "aac", "-b:a", "192k", "-shortest"]
+    return args + ["-frames:v", str(n_frames), "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", str(int(crf)),
+                   "-movflags", "+faststart", out_name]
+
+
 def encode_video(
     frames_dir: Path,
     out_path: Path,
@@ -152,10 +176,7 @@ def encode_video(
             raise InputError(f"{frames_dir / (pattern % start_number)}: first frame not found")
     frames = [Path(frame) for frame in frames]
     check_frame_sizes(frames)
-    if audio is not None and not Path(audio).is_file():
-        raise InputError(f"{audio}: audio file not found")
-    if not 0 <= int(crf) <= 51:
-        raise InputError(f"crf must be in 0..51, got {crf}")
+    check_encode_inputs(audio, crf)
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.stem}.", suffix=out_path.suffix or ".mp4")
@@ -163,19 +184,8 @@ def encode_video(
     link_dir = Path(tempfile.mkdtemp(dir=out_path.parent, prefix=f".{out_path.stem}.frames."))
     try:
         input_pattern = _link_sequence(frames, link_dir)
-        args = ["-framerate", fps_rational(fps), "-start_number", "0", "-i", input_pattern]
-        if audio is not None:
-            args += (["-ss", f"{audio_start_s:.6f}"] if audio_start_s > 0 else []) + ["-i", str(audio)]
-        args += ["-map", "0:v:0"]
-        if audio is not None:
-            # -shortest, with the audio padded by a hair (two frames + one AAC frame) so streams of equal
-            # length never lose the last video frame to AAC's frame rounding
-            pad_s = 2.0 / float(fps) + 0.05
-            args += ["-map", "1:a:0", "-af", f"apad=pad_dur={pad_s:.4f}", "-c:a", "aac", "-b:a", "192k", "-shortest"]
-        args += [
-            "-frames:v", str(len(frames)), "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", str(int(crf)),
-            "-movflags", "+faststart", tmp_name,
-        ]
+        video_input = ["-framerate", fps_rational(fps), "-start_number", "0", "-i", input_pattern]
+        args = encode_args(video_input, len(frames), fps, crf, audio, audio_start_s, tmp_name)
         _run_ffmpeg(args, out_path, "encoding")
         os.replace(tmp_name, out_path)
     finally:

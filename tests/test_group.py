@@ -191,3 +191,28 @@ def test_resumed_group_gives_identical_frames(tmp_path, cache):
     assert render_group(resumed, cache=cache) == [None, None, None]
     for run, ref in zip(resumed, reference):
         assert _frames(run) == _frames(ref), f"{run.dir.name}: resumed group frames differ"
+
+
+def _control_spec(tmp_path):
+    """A ControlNet unit with a ready-made map (a bright square), weight 0.8 over part of the steps."""
+    from PIL import Image
+
+    image = np.full((64, 64, 3), 20, np.uint8)
+    image[16:48, 20:44] = 240
+    path = tmp_path / "map.png"
+    Image.fromarray(image).save(path)
+    return {"controlnet": [{"model": "tiny", "input": str(path), "annotator": "none", "weight": 0.8,
+                            "guidance_end": 0.7}]}
+
+
+def test_controlnet_member_alone_equals_solo_and_groups_with_others(tmp_path, cache):
+    control = _control_spec(tmp_path)
+    (run,) = _runs(tmp_path, "group1", {"a": control})
+    (alone,) = _runs(tmp_path, "solo", {"a": control})
+    assert render_group([run], cache=cache) == [None]
+    render_run(alone, quiet=True, cache=cache)
+    assert _frames(run) == _frames(alone)  # engine -> rounds -> lockstep ControlNet, bit for bit at K=1
+    pair = _runs(tmp_path, "group2", {"a": control, "b": SPECS["b"]})
+    assert render_group(pair, cache=cache) == [None, None]
+    first = read_png_u8(pair[0].frame_path(0)).astype(int)
+    assert np.abs(first - read_png_u8(alone.frame_path(0)).astype(int)).mean() < 0.01

@@ -35,8 +35,30 @@ def apply_performance(models: Any, perf: Any, controlnets: list | None = None) -
     return spent
 
 
-def enable_low_memory(models: Any) -> None:
-    """VAE tiling + slicing and attention slicing: slower, but fits large frames in less memory."""
+def enable_low_memory(models: Any) -> list:
+    """VAE tiling + slicing and attention slicing: slower, but fits large frames in less memory; on CUDA
+    also model CPU offload. Returns the offload hooks (empty off CUDA)."""
     models.vae.enable_tiling()
     models.vae.enable_slicing()
     models.unet.set_attention_slice("auto")
+    return offload_models(models) if models.device.type == "cuda" else []
+
+
+def offload_models(models: Any, device: Any = None) -> list:
+    """Keep the text encoder(s), UNet and VAE in host memory and move each to `device` only while it runs,
+    offloading the one before (accelerate's hooks, as diffusers' enable_model_cpu_offload chains them).
+
+    ControlNets stay on the device: they alternate with the UNet every step, so offloading them would copy
+    both every step.
+    """
+    from accelerate import cpu_offload_with_hook
+
+    device = device or models.device
+    hook, hooks = None, []
+    for name in ("text_encoder", "text_encoder_2", "unet", "vae"):
+        module = getattr(models, name, None)
+        if module is None:
+            continue
+        _, hook = cpu_offload_with_hook(module, device, prev_module_hook=hook)
+        hooks.append(hook)
+    return hooks

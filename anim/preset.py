@@ -74,7 +74,7 @@ class Performance(_Section):
     fuse_qkv: bool = True
     compile: bool = False  # torch.compile the UNet (minutes of compile, then faster frames)
     compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = "default"
-    low_vram: bool = False  # VAE tiling/slicing + attention slicing
+    low_vram: bool = False  # VAE tiling/slicing + attention slicing; on CUDA, model CPU offload
 
 
 class Output(_Section):

@@ -1,14 +1,18 @@
 """Lockstep benchmark: frames/s when K compatible jobs share each UNet call (anim.lockstep).
 
-Workload family of bench/frames.py, without ControlNet (lockstep does not batch it yet):
---size full: SD1.5 architecture with random weights, 512x512, 20 steps x denoise 0.6, CFG 7,
-euler_a, fp16 on CUDA; --size small: the tiny model, 64x64, 4 steps, on the CPU. Every item has
-its own init image and seed. For each K, N lockstep calls of K items are timed after a warm-up
+The workload of bench/frames.py: --size full: SD1.5 architecture and an SD1.5 ControlNet with random
+weights, 512x512, 20 steps x denoise 0.6, CFG 7, euler_a, fp16 on CUDA; --size small: the tiny model
+and tiny ControlNet, 64x64, 4 steps, on the CPU. Every item has its own init image and seed and one
+ControlNet unit (the synthetic edge map of bench.frames.control_image, weight 1, whole schedule);
+lockstep batches the ControlNet like the UNet (the items share one ControlNet model, so it runs once per
+step for the whole group).
+--no-controlnet drops the unit (results: lockstep-<device>-<size>-no-controlnet.json). For each K, N lockstep calls of K items are timed after a warm-up
 call; throughput = K*N / seconds. The solo Diffuser (one pipeline call per frame) is the reference
 row. Results: printed as a table with the ratio to K=1, and saved as JSON under bench/results/.
 
   python bench/lockstep.py --size small --ks 1,2,4,8
   python bench/lockstep.py                       # full workload (needs a GPU)
+  python bench/lockstep.py --no-controlnet       # UNet only
 """
 from __future__ import annotations
 
@@ -23,13 +27,24 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.frames import NEGATIVE, PROMPT, build_models, device_label, sync
+from bench.frames import NEGATIVE, PROMPT, build_models, control_image, device_label, sync
 
 SEEDS_PER_CALL = 1000  # item seeds: call * SEEDS_PER_CALL + slot, distinct across calls
 
 
+def make_controls(controlnet, args, device: torch.device) -> list | None:
+    """The workload's ControlNet unit (edge map, weight 1, whole schedule) as a ControlInput list; None if off."""
+    from anim.coherence import from_uint8_hwc
+    from anim.diffuse import ControlInput
+
+    if not args.controlnet:
+        return None
+    image = from_uint8_hwc(control_image(args.width, args.height), device)  # (1,3,H,W) float32 in [0,1]
+    return [ControlInput(controlnet, image, 1.0, 0.0, 1.0)]
+
+
 def make_items(encoder, k: int, call: int, args) -> list:
-    """K img2img items of the workload, each with its own random init image and seed."""
+    """K img2img items of the workload, each with its own random init image and seed, sharing args.controls."""
     from anim.lockstep import Item
 
     cond, uncond = encoder.pair(PROMPT, NEGATIVE)
@@ -39,7 +54,7 @@ def make_items(encoder, k: int, call: int, args) -> list:
         init = torch.rand(1, 3, args.height, args.width, generator=gen).to(encoder.device)
         items.append(Item(init=init, cond=cond, uncond=uncond, denoise=args.denoise, cfg_scale=args.cfg,
                           steps=args.steps, sampler="euler_a", seed=call * SEEDS_PER_CALL + slot,
-                          width=args.width, height=args.height))
+                          width=args.width, height=args.height, controls=args.controls))
     return items
 
 
@@ -85,9 +100,9 @@ def run(models, args, device: torch.device) -> list[dict]:
     return rows
 
 
-def print_table(rows: list[dict], label: str) -> None:
+def print_table(rows: list[dict], label: str, controlnet: bool) -> None:
     """The result table: frames/s and the ratio to K=1 of the same mode."""
-    print(f"\nlockstep throughput on {label}")
+    print(f"\nlockstep throughput on {label}, ControlNet {'on' if controlnet else 'off'}")
     print(f"{'mode':<28} {'K':>3} {'frames/s':>10} {'vs K=1':>8} {'VRAM GiB':>9}")
     for r in rows:
         vram = f"{r['peak_vram_gib']:.2f}" if r["peak_vram_gib"] is not None else "-"
@@ -102,6 +117,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--calls", type=int, default=None, help="timed lockstep calls per K (3 full, 10 small)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed calls per K")
     parser.add_argument("--decode", default="batched,per-item", help="VAE decode modes: batched, per-item")
+    parser.add_argument("--controlnet", action=argparse.BooleanOptionalAction, default=True,
+                        help="one ControlNet unit per item (the standard workload)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = parser.parse_args(argv)
     args.ks = [int(k) for k in args.ks.split(",") if k.strip()]
@@ -119,18 +136,22 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() and args.size == "full" else "cpu")
     dtype = torch.float16 if device.type == "cuda" else torch.float32
-    models, _controlnet = build_models(args.size, device, dtype)
+    models, controlnet = build_models(args.size, device, dtype)
+    args.controls = make_controls(controlnet, args, device)
     label = device_label(device)
     print(f"device {label}, size {args.size}: {args.width}x{args.height}, {args.steps} steps x denoise "
-          f"{args.denoise}, CFG {args.cfg}, euler_a, {args.calls} timed calls per K")
+          f"{args.denoise}, CFG {args.cfg}, euler_a, ControlNet {'on' if args.controlnet else 'off'}, "
+          f"{args.calls} timed calls per K")
     with torch.inference_mode():
         rows = run(models, args, device)
-    print_table(rows, label)
+    print_table(rows, label, args.controlnet)
     result = {"device": label, "size": args.size, "width": args.width, "height": args.height,
               "steps": args.steps, "denoise": args.denoise, "cfg": args.cfg, "sampler": "euler_a",
+              "controlnet": args.controlnet,
               "calls": args.calls, "warmup": args.warmup, "rows": rows}
     args.out.mkdir(parents=True, exist_ok=True)
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"lockstep-{label}-{args.size}") + ".json"
+    suffix = "" if args.controlnet else "-no-controlnet"
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"lockstep-{label}-{args.size}{suffix}") + ".json"
     (args.out / name).write_text(json.dumps(result, indent=1))
     print(f"wrote {args.out / name}")
     return result

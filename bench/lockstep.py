@@ -4,11 +4,11 @@ The workload of bench/frames.py: --size full: SD1.5 architecture and an SD1.5 Co
 weights, 512x512, 20 steps x denoise 0.6, CFG 7, euler_a, fp16 on CUDA; --size small: the tiny model
 and tiny ControlNet, 64x64, 4 steps, on the CPU. Every item has its own init image and seed and one
 ControlNet unit (the synthetic edge map of bench.frames.control_image, weight 1, whole schedule);
-lockstep batches the ControlNet like the UNet (the items share one ControlNet model, so it runs once per
-step for the whole group).
---no-controlnet drops the unit (results: lockstep-<device>-<size>-no-controlnet.json). For each K, N lockstep calls of K items are timed after a warm-up
-call; throughput = K*N / seconds. The solo Diffuser (one pipeline call per frame) is the reference
-row. Results: printed as a table with the ratio to K=1, and saved as JSON under bench/results/.
+lockstep batches the ControlNet like the UNet (the items share one ControlNet model, so it runs once
+per step for the whole group). --no-controlnet drops the unit (results then go to
+lockstep-<device>-<size>-no-controlnet.json). For each K, N lockstep calls of K items are timed after
+a warm-up call; throughput = K*N / seconds. The solo Diffuser (one pipeline call per frame) is the
+reference row. Results: printed as a table with the ratio to K=1, and saved as JSON under bench/results/.
 
   python bench/lockstep.py --size small --ks 1,2,4,8
   python bench/lockstep.py                       # full workload (needs a GPU)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 import time
+from functools import partial
 
 import torch
 
@@ -44,6 +45,7 @@ class ModelCache:
         self._key: tuple | None = None
         self._bundle: tuple | None = None
         self._lock = threading.Lock()  # the members of a lockstep group ask from their own threads
+        self._nets: dict[tuple, object] = {}
 
     def get(self, preset, device_name: str, low_memory: bool = False):
         """(models, prompt encoder, diffuser) for this preset, reusing the last ones when they match."""
@@ -51,9 +53,25 @@ class ModelCache:
                tuple((lora.path,) for lora in preset.loras), preset.performance.model_dump_json())
         with self._lock:
             if key != self._key:
-                self._bundle, self._key = None, None  # free the old models before loading new ones
+                self._bundle, self._key, self._nets = None, None, {}  # free the old models before loading new ones
                 self._bundle, self._key = _load_bundle(preset, device_name, low_memory), key
             return self._bundle
+
+
+    def controlnet(self, source: str, *, device, dtype, allow_pickle: bool = False, performance=None):
+        """A ControlNet loaded once and shared by every run that names it: a lockstep group then batches one
+        ControlNet call per step for all its members, and the weights sit in memory once."""
+        key = (source, str(device), str(dtype), allow_pickle)
+        with self._lock:
+            if key not in self._nets:
+                from anim.models import load_controlnet
+
+                net = load_controlnet(source, device=device, dtype=dtype, allow_pickle=allow_pickle)
+                if performance is not None and getattr(performance, "channels_last", False) \
+                        and torch.device(device).type == "cuda":
+                    net.to(memory_format=torch.channels_last)
+                self._nets[key] = net
+            return self._nets[key]
 
 
 def _load_bundle(p, device_name: str, low_memory: bool):
@@ -88,7 +106,7 @@ class DiffusionMaker:
 
         p = self.preset = run.preset
         started = time.perf_counter()
-        cache = cache or ModelCache()
+        cache = self.cache = cache or ModelCache()
         self.models, self.encoder, self.diffuser = cache.get(p, device_name, low_memory)
         # diffuse(frame, **kwargs): the shared diffuser, or a lockstep group's port (anim.group)
         self.diffuse = diffuse or (lambda frame, **kwargs: self.diffuser(**kwargs))
@@ -109,6 +127,7 @@ class DiffusionMaker:
 
             self.controls = ControlUnits(p.controlnet, run_dir=run.dir, width=p.width, height=p.height,
                                          device=self.device, dtype=self.models.dtype, allow_pickle=p.allow_pickle,
+                                         load_controlnet=partial(cache.controlnet, performance=p.performance),
                                          nth=p.extract_nth_frame, start_s=p.video_start, end_s=p.video_end)
         times["load models"] += time.perf_counter() - started
 

@@ -60,6 +60,8 @@ def test_group_bench_small_renders_groups_and_solo(tmp_path):
     assert rows[("group", 1)]["ratio_to_k1"] == 1.0
     assert rows[("group", 1)]["mean_abs_diff_vs_solo_levels"] == 0.0  # K=1 lockstep is bit-exact with solo
     assert rows[("group", 2)]["unet_forwards"] == rows[("group", 1)]["unet_forwards"]  # one UNet call per step
+    # the members share one ControlNet (ModelCache.controlnet), so it is batched too
+    assert rows[("group", 2)]["controlnet_forwards"] == rows[("group", 1)]["controlnet_forwards"]
     shapes = set()
     for row in result["rows"]:
         assert len(row["run_dirs"]) == row["k"]

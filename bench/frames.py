@@ -276,11 +276,17 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"  {key:<28} {value:9.2f} ms/frame")
     mfu = f", MFU {result['mfu'] * 100:.1f}% of {peak} TFLOP/s" if peak else ""
     print(f"  FLOPs/frame {flops / 1e12:.3f} T, achieved {achieved:.2f} TFLOP/s{mfu}")
-    args.out.mkdir(parents=True, exist_ok=True)
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{label}-{args.size}") + ".json"
-    (args.out / name).write_text(json.dumps(result, indent=1))
-    print(f"wrote {args.out / name}")
+    save_result(args.out, f"{label}-{args.size}", result)
     return result
+
+
+def save_result(out_dir: Path, stem: str, result: dict) -> Path:
+    """Write `result` as out_dir/<stem>.json (stem made file-name safe) and say where."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / (re.sub(r"[^A-Za-z0-9._-]+", "_", stem) + ".json")
+    path.write_text(json.dumps(result, indent=1))
+    print(f"wrote {path}")
+    return path
 
 
 def to_hwc_shape(frame: torch.Tensor) -> tuple:

@@ -22,8 +22,6 @@ import argparse
 import contextlib
 import functools
 import io
-import json
-import re
 import shutil
 import sys
 import tempfile
@@ -36,7 +34,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.frames import NEGATIVE, PROMPT, build_models, control_image, device_label, sync
+from bench.frames import NEGATIVE, PROMPT, build_models, control_image, device_label, save_result, sync
 
 PROMPTS = (PROMPT, "a red fox in deep snow, watercolour", "a neon city street at night, rain, cinematic",
            "an old stone bridge over a river in autumn, oil painting", "a desert canyon at dawn, matte painting",
@@ -323,10 +321,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.work is None:  # the run folders are gone with the temp dir
         for row in result["rows"]:
             row.pop("run_dirs")
-    args.out.mkdir(parents=True, exist_ok=True)
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"group-{result['device']}-{args.size}") + ".json"
-    (args.out / name).write_text(json.dumps(result, indent=1))
-    print(f"wrote {args.out / name}")
+    save_result(args.out, f"group-{result['device']}-{args.size}", result)
     return result
 
 

@@ -17,8 +17,6 @@ reference row. Results: printed as a table with the ratio to K=1, and saved as J
 from __future__ import annotations
 
 import argparse
-import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -27,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.frames import NEGATIVE, PROMPT, build_models, control_image, device_label, sync
+from bench.frames import NEGATIVE, PROMPT, build_models, control_image, device_label, save_result, sync
 
 SEEDS_PER_CALL = 1000  # item seeds: call * SEEDS_PER_CALL + slot, distinct across calls
 
@@ -149,11 +147,8 @@ def main(argv: list[str] | None = None) -> dict:
               "steps": args.steps, "denoise": args.denoise, "cfg": args.cfg, "sampler": "euler_a",
               "controlnet": args.controlnet,
               "calls": args.calls, "warmup": args.warmup, "rows": rows}
-    args.out.mkdir(parents=True, exist_ok=True)
     suffix = "" if args.controlnet else "-no-controlnet"
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"lockstep-{label}-{args.size}{suffix}") + ".json"
-    (args.out / name).write_text(json.dumps(result, indent=1))
-    print(f"wrote {args.out / name}")
+    save_result(args.out, f"lockstep-{label}-{args.size}{suffix}", result)
     return result
 
 

@@ -207,6 +207,17 @@ def run_anim(models, controlnet, frames: int, warmup: int, args, out_dir: Path, 
     return frames / elapsed, frame, {k: v * 1000 / frames for k, v in phase.items()}
 
 
+def apply_settings(models, controlnet, args) -> dict:
+    """The preset's `performance:` switches for the anim path (anim.performance), with what they cost."""
+    from anim.performance import apply_performance
+    from anim.preset import Performance
+
+    perf = Performance(channels_last=args.channels_last, fuse_qkv=args.fuse_qkv, compile=args.compile,
+                       compile_mode=args.compile_mode, low_vram=args.low_vram)
+    spent = apply_performance(models, perf, controlnets=[controlnet])
+    return {**perf.model_dump(), "apply_s": spent}
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -240,6 +251,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--frames", type=int, default=None, help="timed frames (default 24 full, 3 small)")
     parser.add_argument("--warmup", type=int, default=None)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    flag = argparse.BooleanOptionalAction
+    parser.add_argument("--channels-last", action=flag, default=True, help="anim path: channels_last (CUDA)")
+    parser.add_argument("--fuse-qkv", action=flag, default=True, help="anim path: fused QKV projections (CUDA)")
+    parser.add_argument("--compile", action=flag, default=False, help="anim path: torch.compile the UNet")
+    parser.add_argument("--compile-mode", default="default",
+                        help="torch.compile mode; reduce-overhead captures CUDA graphs")
+    parser.add_argument("--low-vram", action=flag, default=False,
+                        help="anim path: VAE tiling/slicing, attention slicing, model CPU offload (CUDA)")
     args = parser.parse_args(argv)
     small = args.size == "small"
     args.width = args.height = 64 if small else 512
@@ -253,14 +272,21 @@ def main(argv: list[str] | None = None) -> dict:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     naive_fps, naive_last = run_naive(models, controlnet, frames, warmup, args, work)
+    naive_peak_gib = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
+    flops = count_flops(models, controlnet, args, work)  # on the stock modules (compiled ones hide their ops)
+    settings = apply_settings(models, controlnet, args)  # after the naive loop: it runs the stock modules
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     timers = Timers(device)
     timers.wrap_module(models.unet, "unet")
     timers.wrap_module(controlnet, "controlnet")
     timers.wrap_method(models.vae, "encode", "vae encode")
     timers.wrap_method(models.vae, "decode", "vae decode")
+    started = time.perf_counter()
+    run_anim(models, controlnet, 1, 0, args, work)  # the first frame: torch.compile compiles here
+    settings["first_frame_s"] = time.perf_counter() - started
     anim_fps, anim_last, phases = run_anim(models, controlnet, frames, warmup, args, work, timers)
     split = {k: v / frames for k, v in timers.totals_ms().items()}
-    flops = count_flops(models, controlnet, args, work)
     label = device_label(device)
     peak = peak_tflops(label)
     achieved = flops * anim_fps / 1e12
@@ -269,9 +295,11 @@ def main(argv: list[str] | None = None) -> dict:
         "ratio": anim_fps / naive_fps, "ms_per_frame": {**split, **phases},
         "flops_per_frame": flops, "tflops": achieved, "mfu": (achieved / peak) if peak else None,
         "peak_vram_gib": torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None,
+        "naive_peak_vram_gib": naive_peak_gib, "settings": settings,
         "output_shapes": [list(naive_last.shape), list(to_hwc_shape(anim_last))],
     }
     print(f"device {label}: naive {naive_fps:.3f} frames/s, anim {anim_fps:.3f} frames/s, ratio {result['ratio']:.2f}x")
+    print(f"  settings {settings}")
     for key, value in result["ms_per_frame"].items():
         print(f"  {key:<28} {value:9.2f} ms/frame")
     mfu = f", MFU {result['mfu'] * 100:.1f}% of {peak} TFLOP/s" if peak else ""

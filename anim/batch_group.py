@@ -13,9 +13,9 @@ import time
 from dataclasses import dataclass
 
 from anim.batch_claims import Claim, Heartbeat, try_claim
-from anim.batch_jobs import FrameWatch, Job, complete_frames, is_finished
+from anim.batch_jobs import FrameWatch, Job, complete_frames, is_finished, missing_frames
 from anim.batch_worker import (
-    Options, StopCheck, _TERMINATED, _cwd, _log, describe, one_line, prepare, render_with_retries, result,
+    Options, StopCheck, _cwd, _log, ended_row, one_line, prepare, render_with_retries, worker_cache,
 )
 from anim.errors import AnimError
 
@@ -29,32 +29,6 @@ class Member:
     run: object
     attempts: int
     finished_before: bool
-
-
-def group_worker_main(label: str, jobs: list[Job], opts: Options) -> None:
-    """A local worker with --lockstep: claim and render groups until every job has a result or the batch stops."""
-    session = opts.session
-    while not _stopping(opts):
-        pending = [job for job in jobs if session.read_result(job.name) is None]
-        if not pending:
-            return
-        progressed = False
-        for job in pending:
-            if _stopping(opts):
-                return
-            if session.read_result(job.name) is not None or _formed_elsewhere(job, jobs, opts):
-                continue
-            rows = run_group(job, jobs, opts, label)
-            if rows is not None:
-                progressed = True
-                for row in rows:
-                    _log(label, describe(row))
-        if not progressed:
-            time.sleep(0.5)  # every pending job is held by a live worker
-
-
-def _stopping(opts: Options) -> bool:
-    return bool(opts.session.stopping() or opts.session.draining() or _TERMINATED.is_set())
 
 
 def _recorded(job: Job, opts: Options) -> list[str] | None:
@@ -76,7 +50,10 @@ def _formed_elsewhere(job: Job, jobs: list[Job], opts: Options) -> bool:
 
 
 def run_group(job: Job, jobs: list[Job], opts: Options, worker: str) -> list[dict] | None:
-    """Claim `job` and its group, render, record each member's row; None if `job` is held by another worker."""
+    """Claim `job` and its group, render, record each member's rows; None if `job` is held by another worker
+    or belongs to a recorded group that its first member forms."""
+    if _formed_elsewhere(job, jobs, opts):
+        return None
     rows: list[dict] = []
     lead = _claim(job, opts, worker, rows, skip_finished=_recorded(job, opts) is None)
     if lead is None:
@@ -150,7 +127,7 @@ def _render_members(members: list[Member], opts: Options, worker: str) -> list[t
     from anim.group import GroupUnsupported
 
     before = [len(complete_frames(m.run)) for m in members]
-    stops = [StopCheck(opts.session, m.claim, FrameWatch(m.run, _todo(m.run))) for m in members]
+    stops = [StopCheck(opts.session, m.claim, FrameWatch(m.run, missing_frames(m.run))) for m in members]
     with contextlib.ExitStack() as stack:
         for m in members:
             stack.enter_context(Heartbeat(m.claim, opts.heartbeat_s))
@@ -166,50 +143,31 @@ def _render_members(members: list[Member], opts: Options, worker: str) -> list[t
                 for m, stop, n0, error in zip(members, stops, before, errors)]
 
 
-def _todo(run) -> list[int]:
-    on_disk = set(complete_frames(run))
-    return [f for f in range(run.preset.max_frames) if f not in on_disk]
-
-
 def _row(m: Member, stop: StopCheck, before: int, error, seconds: float, opts: Options, worker: str) -> dict | None:
-    """A member's result: done, interrupted, failed, or retried alone when the error may pass."""
+    """A member's result: done (skipped when it had all its frames), interrupted, failed, or retried alone
+    when the error may pass."""
     if error is None:
         try:
             stop.watch.check(final=True)  # the last frames' black-frame check
         except AnimError as exc:
             error = exc
-    n = len(complete_frames(m.run))
     attempts = m.attempts + 1
-    if error is None:
-        status = "skipped" if m.finished_before and n == before else "done"
-        return result(m.job, status, frames=n, rendered=n - before, attempts=attempts, worker=worker, seconds=seconds)
-    if stop.reason is not None:
-        if stop.reason == "lost claim":
-            return None
-        return result(m.job, "interrupted", error=stop.reason, frames=n, rendered=n - before, attempts=attempts,
-                      worker=worker, seconds=seconds)
-    if isinstance(error, AnimError):
-        return result(m.job, "failed", error=one_line(error), frames=n, rendered=n - before, attempts=attempts,
-                      worker=worker, seconds=seconds)
+    if error is None or stop.reason is not None or isinstance(error, AnimError):
+        row = ended_row(m.job, m.run, stop, error, before, attempts, worker, seconds)
+        if row is not None and row["status"] == "done" and m.finished_before and row["rendered"] == 0:
+            row["status"] = "skipped"
+        return row
     _log(worker, f"{m.job.name}: {one_line(error)} in its lockstep group; retrying alone")
     return render_with_retries(m.job, m.run, opts, m.claim, worker, before, attempts)
 
 
 def group_render(runs: list, stops: list, opts: Options) -> list[BaseException | None]:
     """The real group render: anim.group.render_group with this process's model cache, output kept quiet."""
-    import torch
-
-    from anim import batch_worker
     from anim.group import render_group
-    from anim.makers import ModelCache
 
-    if batch_worker._DEFAULT_THREADS is None:
-        batch_worker._DEFAULT_THREADS = torch.get_num_threads()
-    torch.set_num_threads(opts.threads or batch_worker._DEFAULT_THREADS)
-    if batch_worker._CACHE is None:
-        batch_worker._CACHE = ModelCache()
+    cache = worker_cache(opts.threads)
     with _cwd(opts.cwd), contextlib.redirect_stdout(io.StringIO()):
-        return render_group(runs, cache=batch_worker._CACHE, should_stop=stops)
+        return render_group(runs, cache=cache, should_stop=stops)
 
 
 def _record(pairs: list[tuple[Member, dict | None]], opts: Options) -> list[dict]:

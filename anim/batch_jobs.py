@@ -80,6 +80,12 @@ def complete_frames(run) -> list[int]:
     return [f for f in range(run.preset.max_frames) if is_complete_png(run.frame_path(f))]
 
 
+def missing_frames(run) -> list[int]:
+    """Indices of the frames of `run` still to make (not whole PNGs on disk)."""
+    on_disk = set(complete_frames(run))
+    return [f for f in range(run.preset.max_frames) if f not in on_disk]
+
+
 def is_finished(run) -> bool:
     """All frames and the video (when the preset makes one) are on disk: nothing left to do."""
     if len(complete_frames(run)) != run.preset.max_frames:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from anim.batch_claims import HEARTBEAT_S, STALE_S, Claim, Heartbeat, try_claim
-from anim.batch_jobs import FrameWatch, Job, complete_frames, estimate_bytes, free_bytes, is_finished
+from anim.batch_jobs import FrameWatch, Job, complete_frames, estimate_bytes, free_bytes, is_finished, missing_frames
 from anim.batch_session import Session
 from anim.errors import AnimError
 
@@ -83,20 +83,29 @@ def reset_model_cache() -> None:
         torch.cuda.empty_cache()
 
 
-def engine_render(run, *, should_stop, low_memory: bool, threads: int | None = None) -> None:
-    """The real render: anim.engine.render_run with this process's model cache, output kept quiet."""
+def worker_cache(threads: int | None):
+    """This process's ModelCache, with torch's CPU threads set for the next render (a resumed job before
+    may have set its recorded count)."""
     global _CACHE, _DEFAULT_THREADS
     import torch
 
-    from anim.engine import ModelCache, render_run
+    from anim.makers import ModelCache
 
     if _DEFAULT_THREADS is None:
         _DEFAULT_THREADS = torch.get_num_threads()
-    torch.set_num_threads(threads or _DEFAULT_THREADS)  # a resumed job before may have set its recorded count
+    torch.set_num_threads(threads or _DEFAULT_THREADS)
     if _CACHE is None:
         _CACHE = ModelCache()
+    return _CACHE
+
+
+def engine_render(run, *, should_stop, low_memory: bool, threads: int | None = None) -> None:
+    """The real render: anim.engine.render_run with this process's model cache, output kept quiet."""
+    from anim.engine import render_run
+
+    cache = worker_cache(threads)
     with contextlib.redirect_stdout(io.StringIO()):
-        render_run(run, quiet=True, cache=_CACHE, should_stop=should_stop, low_memory=low_memory)
+        render_run(run, quiet=True, cache=cache, should_stop=should_stop, low_memory=low_memory)
 
 
 class StopCheck:
@@ -177,9 +186,7 @@ def render_with_retries(job: Job, run, opts: Options, claim: Claim, worker: str,
     low_memory, retries_left = False, opts.retries
     while True:
         attempts += 1
-        on_disk = set(complete_frames(run))
-        todo = [f for f in range(run.preset.max_frames) if f not in on_disk]
-        watch = FrameWatch(run, todo)
+        watch = FrameWatch(run, missing_frames(run))
         stop = StopCheck(opts.session, claim, watch)
         try:
             with _cwd(opts.cwd):
@@ -188,14 +195,9 @@ def render_with_retries(job: Job, run, opts: Options, claim: Claim, worker: str,
         except Exception as exc:  # noqa: BLE001 - every failure becomes one line in batch.json
             error = exc.with_traceback(None)  # drop the frames' tensors before a low-memory retry
         else:
-            n = len(complete_frames(run))
-            return result(job, "done", frames=n, rendered=n - before, attempts=attempts, worker=worker)
+            return ended_row(job, run, stop, None, before, attempts, worker)
         if stop.reason is not None:  # the engine raised Stopped because we asked it to
-            if stop.reason == "lost claim":
-                return None
-            n = len(complete_frames(run))
-            return result(job, "interrupted", error=stop.reason, frames=n, rendered=n - before,
-                          attempts=attempts, worker=worker)
+            return ended_row(job, run, stop, error, before, attempts, worker)
         if is_out_of_memory(error) and not low_memory:
             low_memory = True
             reset_model_cache()
@@ -207,9 +209,22 @@ def render_with_retries(job: Job, run, opts: Options, claim: Claim, worker: str,
                 reset_model_cache()
             _log(worker, f"{job.name}: {one_line(error)}; retrying ({retries_left} retries left)")
             continue
-        n = len(complete_frames(run))
-        return result(job, "failed", error=one_line(error), frames=n, rendered=n - before, attempts=attempts,
-                      worker=worker)
+        return ended_row(job, run, stop, error, before, attempts, worker)
+
+
+def ended_row(job: Job, run, stop: StopCheck, error: BaseException | None, before: int, attempts: int,
+              worker: str, seconds: float = 0.0) -> dict | None:
+    """The row of a render that will not be retried: done, interrupted or failed; None when the claim was lost
+    (its new holder reports the job)."""
+    n = len(complete_frames(run))
+    common = {"frames": n, "rendered": n - before, "attempts": attempts, "worker": worker, "seconds": seconds}
+    if error is None:
+        return result(job, "done", **common)
+    if stop.reason == "lost claim":
+        return None
+    if stop.reason is not None:
+        return result(job, "interrupted", error=stop.reason, **common)
+    return result(job, "failed", error=one_line(error), **common)
 
 
 @contextlib.contextmanager
@@ -236,27 +251,36 @@ def describe(res: dict) -> str:
     return f"{text}: {res['error']}" if res.get("error") else text
 
 
-def worker_main(label: str, jobs: list[Job], opts: Options) -> None:
-    """A local worker process: claim and run jobs until every job has a result or the batch stops."""
-    if opts.lockstep > 1:
-        from anim.batch_group import group_worker_main
+def stop_requested(opts: Options) -> bool:
+    """The batch is stopping or draining, or this worker was sent SIGTERM: claim nothing new."""
+    return bool(opts.session.stopping() or opts.session.draining() or _TERMINATED.is_set())
 
-        return group_worker_main(label, jobs, opts)
+
+def worker_main(label: str, jobs: list[Job], opts: Options) -> None:
+    """A local worker process: claim and run jobs (or lockstep groups) until every job has a result or the
+    batch stops."""
+    if opts.lockstep > 1:
+        from anim.batch_group import run_group as step
+    else:
+        def step(job, _jobs, opts, label):
+            res = run_job(job, opts, label)
+            return None if res is None else [res]
     session = opts.session
-    while not (session.stopping() or session.draining() or _TERMINATED.is_set()):
+    while not stop_requested(opts):
         pending = [job for job in jobs if session.read_result(job.name) is None]
         if not pending:
             return
         progressed = False
         for job in pending:
-            if session.stopping() or session.draining() or _TERMINATED.is_set():
+            if stop_requested(opts):
                 return
             if session.read_result(job.name) is not None:
                 continue
-            res = run_job(job, opts, label)
-            if res is not None:
+            rows = step(job, jobs, opts, label)
+            if rows is not None:
                 progressed = True
-                _log(label, describe(res))
+                for row in rows:
+                    _log(label, describe(row))
         if not progressed:
             time.sleep(0.5)  # every pending job is held by a live worker: wait for it to finish or die
 

@@ -251,8 +251,6 @@ class LockstepDiffuser:
 
     def _control_residuals(self, active: list[_Track], inputs, times, embeds):
         """This step's ControlNet (down, mid) residuals for the batch, counting forwards; (None, None) if none."""
-        if not any(tr.units for tr in active):
-            return None, None
         down, mid, forwards = step_residuals(active, inputs, times, embeds)
         self.control_calls += forwards
         return down, mid

@@ -83,7 +83,7 @@ def _load_bundle(p, device_name: str, low_memory: bool):
     if p.loras:
         apply_loras(models, [{"path": lora.path, "weight": 1.0} for lora in p.loras], allow_pickle=p.allow_pickle)
     apply_performance(models, p.performance)
-    if low_memory:
+    if low_memory and not p.performance.low_vram:  # low_vram already did it (offload hooks must not stack)
         enable_low_memory(models)
     if models.is_sdxl:
         from anim.sdxl import SDXLDiffuser, SDXLPromptEncoder

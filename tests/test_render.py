@@ -10,7 +10,9 @@ import time
 from pathlib import Path
 
 import imageio_ffmpeg
+import numpy as np
 import pytest
+from PIL import Image
 
 from anim.output import read_png_metadata
 
@@ -119,6 +121,27 @@ def test_frames_subrange_then_rest_equals_full(tmp_path):
     assert first.returncode == 0 and (parts / "video_000000-000001.mp4").exists()
     assert render(SMOKE, *SMALL, "max_frames=4", "--out", parts).returncode == 0
     assert frame_bytes(parts) == frame_bytes(full)
+
+
+def test_text_encoder_lora_changes_the_frames_of_a_render(tmp_path):
+    """The product path: a text-encoder-only LoRA through `loras:` loads (transformers + peft agree) and
+    changes the frames; weight 0 renders what no LoRA renders."""
+    import anim.models
+    from anim.cli import main
+    from tests.models.test_lora import make_tiny_lora
+
+    lora = make_tiny_lora(anim.models.tiny_model_dir(), tmp_path / "lora", unet_layers=False)
+    base = ["max_frames=2", "width=64", "height=64", "steps=2"]
+    runs = {"none": [], "on": [f'loras=[{{path: "{lora}", weight: 1}}]'],
+            "off": [f'loras=[{{path: "{lora}", weight: 0}}]']}
+    frames = {}
+    for name, extra in runs.items():
+        assert main([str(SMOKE), *base, *extra, "--out", str(tmp_path / name), "--quiet"]) == 0
+        frames[name] = [np.asarray(Image.open(p), dtype=np.int16)
+                        for p in sorted((tmp_path / name / "frames").glob("*.png"))]
+    assert len(frames["on"]) == 2
+    assert all(np.abs(a - b).mean() > 1.0 for a, b in zip(frames["on"], frames["none"]))
+    assert all(np.abs(a - b).max() <= 1 for a, b in zip(frames["off"], frames["none"]))
 
 
 def test_lora_weight_schedule_reaches_every_frame(tmp_path, monkeypatch):

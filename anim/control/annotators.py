@@ -20,7 +20,7 @@ from anim.control.pose import blazepose_to_openpose, draw_openpose
 from anim.errors import ModelError
 
 DEFAULT_ANNOTATOR_REPO = "lllyasviel/Annotators"
-MEDIAPIPE_INSTALL = "pip install --no-deps mediapipe==0.10.14 absl-py flatbuffers 'protobuf>=4.25.3,<5'"
+MEDIAPIPE_INSTALL = "make install (the lock has it), or pip install -e '.[pose]' && pip install --no-deps mediapipe==0.10.14"
 POSE_MODEL = Path("modules") / "pose_landmark" / "pose_landmark_full.tflite"
 
 # name -> (controlnet_aux class, weight files in the folder/repo, fixed call arguments, option defaults)

@@ -12,8 +12,9 @@ UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 
 
-def make_tiny_lora(tiny_dir, folder) -> str:
-    """Save a random (non-zero) rank-4 LoRA for the tiny UNet + text encoder in diffusers format."""
+def make_tiny_lora(tiny_dir, folder, unet_layers: bool = True) -> str:
+    """Save a random (non-zero) rank-4 LoRA for the tiny UNet + text encoder in diffusers format
+    (`unet_layers=False`: a text-encoder-only LoRA, the kind that needs transformers' peft integration)."""
     from diffusers import StableDiffusionPipeline, UNet2DConditionModel
     from peft import LoraConfig
     from peft.utils import get_peft_model_state_dict
@@ -26,7 +27,7 @@ def make_tiny_lora(tiny_dir, folder) -> str:
         unet.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=UNET_TARGETS, init_lora_weights=False))
         text.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=TEXT_TARGETS, init_lora_weights=False))
     StableDiffusionPipeline.save_lora_weights(
-        folder, unet_lora_layers=get_peft_model_state_dict(unet),
+        folder, unet_lora_layers=get_peft_model_state_dict(unet) if unet_layers else None,
         text_encoder_lora_layers=get_peft_model_state_dict(text), safe_serialization=True)
     return str(folder / "pytorch_lora_weights.safetensors")
 

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv and argv[0] == "batch":
-            from anim.batch import batch_main
+            from anim.batch.cli import batch_main
 
             return batch_main(argv[1:])
         return render_main(argv)
@@ -57,7 +57,7 @@ def render_main(argv: list[str]) -> int:
     from anim.errors import PresetError
     from anim.runfolder import open_run
 
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_intermixed_args(argv)  # key=value overrides may come before or after flags
     # argparse puts a first key=value into `preset` when --resume is used without a preset file.
     if args.preset and "=" in args.preset and not Path(args.preset).exists():
         args.overrides.insert(0, args.preset)
@@ -67,9 +67,12 @@ def render_main(argv: list[str]) -> int:
     run = open_run(args.preset, args.overrides, out=args.out, resume=args.resume, force=args.force)
     if args.dry_run:
         return dry_run(run, args.frames)
-    from anim.engine import render_run  # imports torch and diffusers: only when frames are made
+    from anim.engine import (
+        render_run,  # imports torch and diffusers: only when frames are made
+    )
 
-    return render_run(run, frames=args.frames, preview=args.preview, quiet=args.quiet)
+    print(render_run(run, frames=args.frames, preview=args.preview, quiet=args.quiet).summary())
+    return 0
 
 
 def dry_run(run, frames_text: str | None) -> int:

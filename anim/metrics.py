@@ -126,14 +126,14 @@ def warp_error(frames: Sequence[np.ndarray], source: Sequence[np.ndarray] | None
 
 def write_csv(path: Path, per_frame: Sequence[float]) -> None:
     """Per-pair errors as CSV ``frame,warp_error`` (frame t = the pair t -> t+1), atomically."""
-    from anim.yamlio import atomic_write_text
+    from anim.media.files import atomic_write_text
 
     lines = ["frame,warp_error"] + [f"{t},{value:.10g}" for t, value in enumerate(per_frame)]
     atomic_write_text(Path(path), "\n".join(lines) + "\n")
 
 
 def _read_video(path: str) -> list[np.ndarray]:
-    from anim.video import read_frames
+    from anim.media.video import read_frames
 
     return list(read_frames(Path(path)))
 

@@ -1,51 +1,38 @@
 """Preset -> FrameTable: every scheduled value resolved for every frame before any model exists."""
 from __future__ import annotations
 
-from typing import Any, Iterator
+from pathlib import Path
 
 import numpy as np
 
 from anim.errors import ScheduleError
-from anim.keyframes import FrameTable, parse_schedule, resolve_prompts, resolve_seeds
-from anim.preset import SCHEDULED, LoadedPreset, Preset
-
-ScheduleSpec = tuple[tuple[str, ...], str, str, Any]  # (key path, column, kind, raw spec)
-
-
-def schedule_specs(preset: Preset) -> Iterator[ScheduleSpec]:
-    """Every scheduled value of the preset, in schedule.csv column order."""
-    data = preset.model_dump()
-    for path, column, kind in SCHEDULED:
-        node: Any = data
-        for part in path:
-            node = node[part]
-        yield path, column, kind, node
-    for i, lora in enumerate(preset.loras):
-        yield ("loras", str(i), "weight"), f"lora{i}_weight", "float", lora.weight
-    for i, unit in enumerate(preset.controlnet):
-        for key in ("weight", "guidance_start", "guidance_end"):
-            yield ("controlnet", str(i), key), f"cn{i}_{key}", "float", getattr(unit, key)
+from anim.keyframes import FrameTable, resolve_prompts, resolve_seeds
+from anim.preset import LoadedPreset, Preset
+from anim.preset import load_preset as load_preset_file
+from anim.preset import validate_preset as validate_preset_data
+from anim.preset.schedules import parse_spec, schedule_specs, strip_name
 
 
-def check_schedules(loaded: LoadedPreset) -> None:
-    """Parse every schedule (syntax, names) so a typo fails at load, naming key and line."""
-    for path, _column, _kind, spec in schedule_specs(loaded.preset):
-        _parse(loaded, path, spec)
-    if loaded.preset.seed_schedule is not None:
-        _parse(loaded, ("seed_schedule",), loaded.preset.seed_schedule)
+def input_video_info(preset: Preset) -> tuple[int, float | None]:
+    """(frames, fps) of the preset's init_video as the render will read it (nth frame, start/end cut)."""
+    from anim.media.videosource import (
+        VideoSource,  # probes the file; only when a default needs it
+    )
+
+    video = VideoSource(Path(preset.init_video), preset.width, preset.height, "crop", "init_video",
+                        nth=preset.extract_nth_frame, start_s=preset.video_start, end_s=preset.video_end)
+    video.close()
+    return video.n_frames, video.fps
 
 
-def _parse(loaded: LoadedPreset, path: tuple[str, ...], spec: Any):
-    try:
-        return parse_schedule(spec, name=".".join(path))
-    except ScheduleError as exc:
-        raise loaded.error(path, _strip_name(str(exc), path)) from None
+def load_preset(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> LoadedPreset:
+    """A preset file, overridden and validated, with max_frames/fps read from init_video when they default."""
+    return load_preset_file(path, overrides, video_info=input_video_info)
 
 
-def _strip_name(message: str, path: tuple[str, ...]) -> str:
-    """Schedule errors start with the schedule's name; the preset error already says it."""
-    name = ".".join(path) + ": "
-    return message[len(name):] if message.startswith(name) else message
+def validate_preset(data: dict, source: str, lines: dict, overrides: dict | None = None) -> LoadedPreset:
+    """Preset data validated as `load_preset` does (init_video read when a default needs it)."""
+    return validate_preset_data(data, source, lines, overrides, video_info=input_video_info)
 
 
 def _typed(values: np.ndarray, kind: str) -> np.ndarray:
@@ -64,24 +51,24 @@ def build_table(loaded: LoadedPreset) -> FrameTable:
     n, seed = preset.max_frames, preset.seed
     columns: dict[str, np.ndarray] = {}
     for path, column, kind, spec in schedule_specs(preset):
-        schedule = _parse(loaded, path, spec)
+        schedule = parse_spec(loaded, path, spec)
         try:
             columns[column] = _typed(schedule.evaluate(n, seed), kind)
         except ScheduleError as exc:
-            raise loaded.error(path, _strip_name(str(exc), path)) from None
+            raise loaded.error(path, strip_name(str(exc), path)) from None
     try:
         columns["seed"] = resolve_seeds(
             preset.seed_behavior, seed, n, schedule=preset.seed_schedule, iter_n=preset.seed_iter_n
         )
     except ScheduleError as exc:
-        raise loaded.error(("seed_schedule",), _strip_name(str(exc), ("seed_schedule",))) from None
+        raise loaded.error(("seed_schedule",), strip_name(str(exc), ("seed_schedule",))) from None
     try:
         prompts = resolve_prompts(
             preset.prompts, n, negative_prompt=preset.negative_prompt,
             positive_prompt=preset.positive_prompt, blend_frames=preset.prompt_blend,
         )
     except ScheduleError as exc:
-        raise loaded.error(("prompts",), _strip_name(str(exc), ("prompts",))) from None
+        raise loaded.error(("prompts",), strip_name(str(exc), ("prompts",))) from None
     return FrameTable(_ordered(columns), prompts)
 
 

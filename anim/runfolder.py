@@ -9,15 +9,22 @@ from typing import Any
 
 from anim.errors import PresetError
 from anim.keyframes import FrameTable
-from anim.plan import build_table
+from anim.media.files import atomic_write_text
+from anim.media.png import is_complete_png
+from anim.plan import build_table, load_preset, validate_preset
 from anim.preset import (
-    LoadedPreset, Preset, changed_keys, frames_hash, load_preset, resolved_dict, resolved_yaml, validate_preset,
+    LoadedPreset,
+    Preset,
+    changed_keys,
+    frames_hash,
+    resolved_dict,
+    resolved_yaml,
 )
-from anim.yamlio import atomic_write_text, load_with_lines
+from anim.preset.yamlio import load_with_lines
 
 RESOLVED = "preset.resolved.yaml"
 STATE = "state.json"
-GROUP = "lockstep.json"  # the lockstep group a batch rendered this run in (anim.group)
+GROUP = "lockstep.json"  # the lockstep group a batch rendered this run in (anim.engine.group)
 
 
 @dataclass
@@ -132,3 +139,21 @@ def _check_same_frames(stored: LoadedPreset, loaded: LoadedPreset, run_dir: Path
         f"{run_dir}: the preset changed since this run started ({shown}); "
         "use --force to continue with the new values, or a new --out folder"
     )
+
+
+def complete_frames(run) -> list[int]:
+    """Indices of the frames of `run` that are whole PNGs on disk."""
+    return [f for f in range(run.preset.max_frames) if is_complete_png(run.frame_path(f))]
+
+
+def missing_frames(run) -> list[int]:
+    """Indices of the frames of `run` still to make (not whole PNGs on disk)."""
+    on_disk = set(complete_frames(run))
+    return [f for f in range(run.preset.max_frames) if f not in on_disk]
+
+
+def is_finished(run) -> bool:
+    """All frames and the video (when the preset makes one) are on disk: nothing left to do."""
+    if len(complete_frames(run)) != run.preset.max_frames:
+        return False
+    return not run.preset.output.video or (run.dir / "video.mp4").is_file()

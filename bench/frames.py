@@ -41,8 +41,8 @@ def build_models(size: str, device: torch.device, dtype: torch.dtype):
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-    from anim.model_configs import arch_config_dir
     from anim.models import SDModels
+    from anim.models.configs import arch_config_dir
 
     cfg = arch_config_dir("sd15")
     torch.manual_seed(0)
@@ -77,7 +77,10 @@ def control_image(width: int, height: int) -> np.ndarray:
 def run_naive(models, controlnet, frames: int, warmup: int, args, out_dir: Path):
     """What people write: the diffusers ControlNet img2img pipeline per frame, PIL in and out, OpenCV on the CPU."""
     import cv2
-    from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionControlNetImg2ImgPipeline
+    from diffusers import (
+        EulerAncestralDiscreteScheduler,
+        StableDiffusionControlNetImg2ImgPipeline,
+    )
     from PIL import Image
     from skimage.exposure import match_histograms
 
@@ -160,11 +163,12 @@ class Timers:
 
 def run_anim(models, controlnet, frames: int, warmup: int, args, out_dir: Path, timers: Timers | None = None):
     """anim's path: cached embeddings, tensors on the device, warp/colour on the device, background writer."""
-    from anim.coherence import from_uint8_hwc, match_histograms, prepare_reference, to_uint8_hwc
-    from anim.conditioning import PromptEncoder
-    from anim.diffuse import ControlInput, Diffuser
+    from anim.coherence import match_histograms, prepare_reference
+    from anim.diffusion.conditioning import PromptEncoder
+    from anim.diffusion.diffuse import ControlInput, Diffuser
+    from anim.media.png import FrameWriter
+    from anim.media.tensors import from_uint8_hwc, to_uint8_hwc
     from anim.motion.camera2d import warp_perspective
-    from anim.output import FrameWriter
 
     encoder = PromptEncoder(models.tokenizer, models.text_encoder, models.device, models.dtype)
     diffuser = Diffuser(models)
@@ -208,8 +212,8 @@ def run_anim(models, controlnet, frames: int, warmup: int, args, out_dir: Path, 
 
 
 def apply_settings(models, controlnet, args) -> dict:
-    """The preset's `performance:` switches for the anim path (anim.performance), with what they cost."""
-    from anim.performance import apply_performance
+    """The preset's `performance:` switches for the anim path (anim.models.performance), with what they cost."""
+    from anim.models.performance import apply_performance
     from anim.preset import Performance
 
     perf = Performance(channels_last=args.channels_last, fuse_qkv=args.fuse_qkv, compile=args.compile,

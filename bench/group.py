@@ -1,8 +1,8 @@
-"""Group benchmark: end-to-end frames/s of cross-job lockstep (anim.group.render_group) through the engine.
+"""Group benchmark: end-to-end frames/s of cross-job lockstep (anim.engine.group.render_group) through the engine.
 
 For each K, K run folders of the same workload (different seeds and prompts) are rendered together by
 render_group (warp, colour match, ControlNet, PNG writing: the whole engine, one batched UNet call per
-step for the group), and the same K presets are rendered one after another with anim.engine.render_run
+step for the group), and the same K presets are rendered one after another with anim.engine.loop.render_run
 as the solo reference. frames/s = K * frames / seconds; ratios are to the K=1 group row. One ModelCache
 serves every render (models load once) and a short untimed run warms it up first.
 
@@ -34,7 +34,15 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.frames import NEGATIVE, PROMPT, build_models, control_image, device_label, save_result, sync
+from bench.frames import (
+    NEGATIVE,
+    PROMPT,
+    build_models,
+    control_image,
+    device_label,
+    save_result,
+    sync,
+)
 
 PROMPTS = (PROMPT, "a red fox in deep snow, watercolour", "a neon city street at night, rain, cinematic",
            "an old stone bridge over a river in autumn, oil painting", "a desert canyon at dawn, matte painting",
@@ -73,7 +81,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def save_full_models(folder: Path, dtype: torch.dtype) -> tuple[Path, Path]:
     """Save the random SD1.5 models as a diffusers folder and the ControlNet as its own; (model, controlnet)."""
-    from anim.model_configs import model_index, write_json
+    from anim.models.configs import model_index, write_json
 
     models, controlnet = build_models("full", torch.device("cpu"), dtype)
     model_dir, controlnet_dir = folder / "sd15-random", folder / "controlnet-random"
@@ -179,7 +187,7 @@ class ForwardCounter:
 
 def render_group_checked(runs: list, cache) -> None:
     """render_group, raising the first member error (a benchmark must not time failed renders)."""
-    from anim.group import render_group
+    from anim.engine.group import render_group
 
     errors = render_group(runs, cache=cache)
     for run, error in zip(runs, errors):
@@ -189,7 +197,7 @@ def render_group_checked(runs: list, cache) -> None:
 
 def render_solo(runs: list, cache) -> None:
     """The runs one after another, each alone (the non-lockstep reference)."""
-    from anim.engine import render_run
+    from anim.engine.loop import render_run
 
     for run in runs:
         render_run(run, quiet=True, cache=cache)
@@ -239,7 +247,7 @@ def controlnet_load_seconds(source: str, device: torch.device, dtype: str) -> fl
 
 def frame_stats(runs: list) -> tuple[list[int], list[np.ndarray]]:
     """(shape of the frames, every frame as uint8) of the runs; all frames must exist with one shape."""
-    from anim.output import read_png_u8
+    from anim.media.png import read_png_u8
 
     frames = [read_png_u8(run.frame_path(f)) for run in runs for f in range(run.preset.max_frames)]
     shapes = {f.shape for f in frames}
@@ -289,7 +297,7 @@ def print_table(rows: list[dict], label: str, args) -> None:
 
 def run_bench(args, work: Path) -> dict:
     """Build inputs, warm up, measure every K; the result dict (rows and workload)."""
-    from anim.makers import ModelCache
+    from anim.engine.cache import ModelCache
 
     model, controlnet = model_sources(args, work)
     control, grey = write_images(args, work)

@@ -1,4 +1,4 @@
-"""Lockstep benchmark: frames/s when K compatible jobs share each UNet call (anim.lockstep).
+"""Lockstep benchmark: frames/s when K compatible jobs share each UNet call (anim.diffusion.lockstep).
 
 The workload of bench/frames.py: --size full: SD1.5 architecture and an SD1.5 ControlNet with random
 weights, 512x512, 20 steps x denoise 0.6, CFG 7, euler_a, fp16 on CUDA; --size small: the tiny model
@@ -25,15 +25,23 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.frames import NEGATIVE, PROMPT, build_models, control_image, device_label, save_result, sync
+from bench.frames import (
+    NEGATIVE,
+    PROMPT,
+    build_models,
+    control_image,
+    device_label,
+    save_result,
+    sync,
+)
 
 SEEDS_PER_CALL = 1000  # item seeds: call * SEEDS_PER_CALL + slot, distinct across calls
 
 
 def make_controls(controlnet, args, device: torch.device) -> list | None:
     """The workload's ControlNet unit (edge map, weight 1, whole schedule) as a ControlInput list; None if off."""
-    from anim.coherence import from_uint8_hwc
-    from anim.diffuse import ControlInput
+    from anim.diffusion.diffuse import ControlInput
+    from anim.media.tensors import from_uint8_hwc
 
     if not args.controlnet:
         return None
@@ -43,7 +51,7 @@ def make_controls(controlnet, args, device: torch.device) -> list | None:
 
 def make_items(encoder, k: int, call: int, args) -> list:
     """K img2img items of the workload, each with its own random init image and seed, sharing args.controls."""
-    from anim.lockstep import Item
+    from anim.diffusion.lockstep import Item
 
     cond, uncond = encoder.pair(PROMPT, NEGATIVE)
     gen = torch.Generator("cpu").manual_seed(call)
@@ -76,9 +84,9 @@ def solo_render(diffuser):
 
 def run(models, args, device: torch.device) -> list[dict]:
     """One row per (mode, K): frames/s, ratio to K=1 of the same mode, peak VRAM."""
-    from anim.conditioning import PromptEncoder
-    from anim.diffuse import Diffuser
-    from anim.lockstep import LockstepDiffuser
+    from anim.diffusion.conditioning import PromptEncoder
+    from anim.diffusion.diffuse import Diffuser
+    from anim.diffusion.lockstep import LockstepDiffuser
 
     encoder = PromptEncoder.from_models(models)
     modes = {"diffuser (solo)": solo_render(Diffuser(models))}

@@ -5,7 +5,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from anim.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent

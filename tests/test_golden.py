@@ -39,7 +39,7 @@ def _input_video(folder: Path) -> Path:
     """A 6-frame 96x96 clip of scikit-image's astronaut, panned (deterministic)."""
     from skimage import data
 
-    from anim.video import encode_video
+    from anim.media.video import encode_video
 
     photo, src = data.astronaut(), folder / "src"
     src.mkdir(parents=True)

@@ -1,4 +1,4 @@
-"""Cross-job lockstep (anim.group): deterministic rounds, group renders close to solo ones, exact resume."""
+"""Cross-job lockstep (anim.engine.group): deterministic rounds, group renders close to solo ones, exact resume."""
 from __future__ import annotations
 
 import random
@@ -9,10 +9,17 @@ import numpy as np
 import pytest
 import yaml
 
-from anim.engine import render_run
-from anim.group import Rounds, first_missing, lockstep_key, read_group, render_group, restart_frame
-from anim.makers import ModelCache
-from anim.output import read_png_u8
+from anim.engine.cache import ModelCache
+from anim.engine.group import (
+    Rounds,
+    first_missing,
+    lockstep_key,
+    read_group,
+    render_group,
+    restart_frame,
+)
+from anim.engine.loop import render_run
+from anim.media.png import read_png_u8
 from anim.runfolder import open_run
 
 TINY = {
@@ -140,7 +147,7 @@ def test_restart_frame_and_keys(tmp_path):
 
 
 def _touch_png(path):
-    from anim.output import png_bytes
+    from anim.media.png import png_bytes
 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(png_bytes(np.zeros((8, 8, 3), np.uint8), "", {}))

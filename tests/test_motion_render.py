@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from anim.cli import main
-from anim.output import read_png_u8
+from anim.media.png import read_png_u8
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = str(ROOT / "presets" / "smoke.yaml")
@@ -25,16 +25,16 @@ def frames_of(run: Path) -> dict[str, bytes]:
 
 
 def test_cadence_diffuses_every_third_frame_only(tmp_path, monkeypatch):
-    import anim.makers
+    import anim.engine.makers
 
     diffused = []
-    original = anim.makers.DiffusionMaker.make
+    original = anim.engine.makers.DiffusionMaker.diffuse
 
-    def spy(self, row, *args, **kwargs):
-        diffused.append(int(row["frame"]))
-        return original(self, row, *args, **kwargs)
+    def spy(self, frame, *args, **kwargs):
+        diffused.append(frame)
+        return original(self, frame, *args, **kwargs)
 
-    monkeypatch.setattr(anim.makers.DiffusionMaker, "make", spy)
+    monkeypatch.setattr(anim.engine.makers.DiffusionMaker, "diffuse", spy)
     assert main([SMOKE, *SMALL, "max_frames=7", "cadence=3", "--out", str(tmp_path / "r"), "--quiet"]) == 0
     assert diffused == [0, 3, 6]
     assert len(list((tmp_path / "r" / "frames").glob("*.png"))) == 7
@@ -85,7 +85,7 @@ def test_3d_render_with_tiny_depth_saves_depth_maps(tmp_path):
 
 def moving_video(tmp_path: Path, n: int = 6, size: int = 64) -> Path:
     """A textured scene panning 3 px per frame: known motion for the flow-coherence test."""
-    from anim.video import encode_video
+    from anim.media.video import encode_video
 
     rng = np.random.default_rng(0)
     scene = (rng.random((size, size * 2, 3)) * 255).astype(np.uint8)
@@ -98,8 +98,8 @@ def moving_video(tmp_path: Path, n: int = 6, size: int = 64) -> Path:
 
 
 def test_flow_blend_lowers_warp_error(tmp_path, capsys):
+    from anim.media.video import read_frames
     from anim.metrics import warp_error
-    from anim.video import read_frames
 
     video = moving_video(tmp_path)
     errors = {}

@@ -4,7 +4,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anim.output import FrameWriter, a1111_parameters, is_complete_png, png_bytes, read_png_metadata, read_png_u8
+from anim.media.png import (
+    FrameWriter,
+    a1111_parameters,
+    is_complete_png,
+    png_bytes,
+    read_png_metadata,
+    read_png_u8,
+)
 
 ROW = {"frame": 3, "steps": 20, "cfg_scale": 7.0, "seed": 123, "prompt": "a cat, (oil:1.2)",
        "negative_prompt": "blurry", "blend_weight": 0.0}

@@ -5,11 +5,16 @@ import textwrap
 
 import pytest
 
-from anim.errors import PresetError
+from anim.errors import PresetError, ScheduleError
 from anim.plan import build_table, parse_frame_range
-from anim.errors import ScheduleError
-from anim.preset import changed_keys, frames_hash, load_preset, resolved_yaml, validate_preset
-from anim.yamlio import load_with_lines, parse_yaml
+from anim.preset import (
+    changed_keys,
+    frames_hash,
+    load_preset,
+    resolved_yaml,
+    validate_preset,
+)
+from anim.preset.yamlio import load_with_lines, parse_yaml
 
 BASE = """\
 model: tiny

@@ -12,8 +12,8 @@ import imageio_ffmpeg
 import numpy as np
 
 from anim.keyframes import parse_schedule
-from anim.output import read_png_u8
-from anim.stages import make_test_card
+from anim.media.images import make_test_card
+from anim.media.png import read_png_u8
 
 ROOT = Path(__file__).resolve().parent.parent
 W, H, N = 160, 96, 8

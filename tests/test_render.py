@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from anim.output import read_png_metadata
+from anim.media.png import read_png_metadata
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "presets" / "smoke.yaml"
@@ -146,6 +146,7 @@ def test_text_encoder_lora_changes_the_frames_of_a_render(tmp_path):
 
 def test_lora_weight_schedule_reaches_every_frame(tmp_path, monkeypatch):
     """A LoRA's `weight` schedule is applied per frame (adapters set before each frame's diffusion)."""
+    import anim.engine.makers
     import anim.models
     from anim.cli import main
     from tests.models.test_lora import make_tiny_lora
@@ -158,7 +159,7 @@ def test_lora_weight_schedule_reaches_every_frame(tmp_path, monkeypatch):
         seen.append(list(weights))
         return real(models, weights)
 
-    monkeypatch.setattr(anim.models, "set_lora_weights", spy)
+    monkeypatch.setattr(anim.engine.makers, "set_lora_weights", spy)
     rc = main([str(SMOKE), "max_frames=3", "width=64", "height=64", "steps=2",
                f'loras=[{{path: "{lora}", weight: "0:(0), 2:(1)"}}]', "--out", str(tmp_path / "r"), "--quiet"])
     assert rc == 0

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from anim.output import read_png_u8
-from anim.video import encode_video, make_test_audio, probe_video
+from anim.media.png import read_png_u8
+from anim.media.video import encode_video, make_test_audio, probe_video
 
 pytest.importorskip("mediapipe", reason="pose_offline needs the [pose] extra (installed by `make install`)")
 

@@ -218,7 +218,7 @@ def _load_detector(name: str, class_name: str, folder: Path, device):
         if hasattr(detector, "to"):
             detector = detector.to(device)
     except Exception as exc:  # noqa: BLE001 - any failure of a third-party loader becomes one line
-        from anim.checkpoints import one_line
+        from anim.models.checkpoints import one_line
 
         raise ModelError(f"annotator '{name}': could not load its weights from {folder} ({one_line(exc)}); "
                          f"check the files or use {_alternative(name)}") from None

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from anim.yamlio import atomic_write_bytes, atomic_write_text
+from anim.media.files import atomic_write_bytes, atomic_write_text
 
 CACHE_VERSION = 1  # bump when the drawing or resizing of maps changes
 KEY_FILE = "key.json"

@@ -14,13 +14,15 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
-from anim.coherence import from_uint8_hwc, to_uint8_hwc
 from anim.control.annotators import Annotator, get_annotator
 from anim.control.cache import MapCache, cache_key
-from anim.control.sources import FrameSource, PoseJsonSource, open_source, resize_frame
-from anim.diffuse import ControlInput
+from anim.control.sources import PoseJsonSource, open_source
+from anim.diffusion.diffuse import ControlInput
 from anim.errors import AnimError, InputError
+from anim.media.frames import FrameSource, resize_frame
+from anim.media.tensors import from_uint8_hwc, to_uint8_hwc
 from anim.models import load_controlnet as default_load_controlnet
+from anim.preset.schedules import control_column
 
 LOOPBACK = "loopback"
 
@@ -159,9 +161,9 @@ class ControlUnits:
 
 def _schedule(row: dict, index: int) -> tuple[float, float, float]:
     """(weight, guidance_start, guidance_end) of unit `index` from a frame row; the window clamped to [0, 1]."""
-    weight = float(row.get(f"cn{index}_weight", 1.0))
-    start = min(max(float(row.get(f"cn{index}_guidance_start", 0.0)), 0.0), 1.0)
-    end = min(max(float(row.get(f"cn{index}_guidance_end", 1.0)), 0.0), 1.0)
+    weight = float(row[control_column(index, "weight")])
+    start = min(max(float(row[control_column(index, "guidance_start")]), 0.0), 1.0)
+    end = min(max(float(row[control_column(index, "guidance_end")]), 0.0), 1.0)
     return weight, start, end
 
 

@@ -20,8 +20,15 @@ import numpy as np
 from anim.errors import ScheduleError
 from anim.keyframes.expr import VARIABLES, Expr
 from anim.keyframes.interp import EASE_CURVES, EASES, natural_cubic
-from anim.keyframes.keys import (FrameKey, Where, compile_at, deforum_number, parse_key, show,
-                                 undecorate)
+from anim.keyframes.keys import (
+    FrameKey,
+    Where,
+    compile_at,
+    deforum_number,
+    parse_key,
+    show,
+    undecorate,
+)
 
 MAX_SCHEDULE_CHARS = 2_000_000  # whole string; each expression inside is limited separately
 

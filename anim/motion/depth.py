@@ -10,7 +10,7 @@ and the farthest on ``far`` -- the affine ambiguity of relative disparity is fix
 planes, as Deforum's near/far settings do. A constant prediction gives a flat scene at ``near``.
 
 Loading (flat, the built-in tiny DPT, local folders, the hub cache) lives with the other model loaders
-in anim.depth_models (re-exported by anim.models). Preprocessing is the checkpoint's image processor (resize with keep_aspect_ratio /
+in anim.models.depth (re-exported by anim.models). Preprocessing is the checkpoint's image processor (resize with keep_aspect_ratio /
 ensure_multiple_of, bicubic, then mean/std) redone on the device, so frames do not leave it;
 processors of another shape are called on the CPU instead.
 """
@@ -26,8 +26,6 @@ import torch
 import torch.nn.functional as F
 
 from anim.motion.camera3d import DEFAULT_FAR, DEFAULT_NEAR
-
-
 
 # ---- depth conventions (pure) -----------------------------------------------------------------
 
@@ -165,7 +163,7 @@ def save_depth_png(depth, path, *, bits: int = 16) -> Path:
     by :func:`depth_to_png_levels`, atomically. Returns the path."""
     import cv2
 
-    from anim.yamlio import atomic_write_bytes
+    from anim.media.files import atomic_write_bytes
 
     ok, encoded = cv2.imencode(".png", depth_to_png_levels(depth, bits))
     if not ok:

@@ -8,11 +8,18 @@ import time
 
 import pytest
 
-from anim.batch import run_batch
-from anim.batch_jobs import discover_jobs
-
+from anim.batch.cli import run_batch
+from anim.batch.jobs import discover_jobs
 from tests.batch.util import (
-    batch_cli, batch_popen, frame_bytes, mtimes, render_cli, render_starts, rows, six_presets, write_preset,
+    batch_cli,
+    batch_popen,
+    frame_bytes,
+    mtimes,
+    render_cli,
+    render_starts,
+    rows,
+    six_presets,
+    write_preset,
 )
 
 LONG = {"max_frames": 24, "width": 128, "height": 128, "seed": 5}  # ~0.07 s a frame: 1.7 s to catch it mid-job

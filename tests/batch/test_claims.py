@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 
-from anim.batch_claims import Heartbeat, is_free, pid_alive, try_claim
+from anim.batch.claims import Heartbeat, is_free, pid_alive, try_claim
 
 
 def dead_pid() -> int:
@@ -114,7 +114,7 @@ def test_heartbeat_touches_the_claim(tmp_path):
 
 
 def test_session_folders_of_dead_batch_parents_are_swept(tmp_path):
-    from anim.batch_session import Session
+    from anim.batch.session import Session
 
     host = os.uname().nodename
     dead = tmp_path / ".batch" / f"20260101-000000-{host}-{dead_pid()}-abc123"

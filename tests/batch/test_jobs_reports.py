@@ -8,15 +8,27 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from anim.batch import Outcome, parse_args, pick_devices
-from anim.batch_jobs import BlackFrameError, FrameWatch, discover_jobs, estimate_bytes, is_black
-from anim.batch_report import contact_sheet, counts, markdown, picks, summary_table, write_reports
-from anim.batch_worker import is_out_of_memory, result
+from anim.batch.cli import Outcome, parse_args, pick_devices
+from anim.batch.jobs import (
+    BlackFrameError,
+    FrameWatch,
+    discover_jobs,
+    estimate_bytes,
+    is_black,
+)
+from anim.batch.report import (
+    contact_sheet,
+    counts,
+    markdown,
+    picks,
+    summary_table,
+    write_reports,
+)
+from anim.batch.run import is_out_of_memory, result
 from anim.cli import main
 from anim.errors import PresetError
-from anim.output import png_bytes
+from anim.media.png import png_bytes
 from anim.preset import Preset
-
 from tests.batch.util import write_preset
 
 
@@ -82,7 +94,7 @@ def test_out_of_memory_is_recognised():
 
 
 def fake_rows(tmp_path):
-    from anim.batch_jobs import Job
+    from anim.batch.jobs import Job
 
     for value, name in ((30, "a"), (200, "c")):
         for f in range(5):
@@ -143,7 +155,7 @@ def test_missing_preset_is_one_line_exit_2(tmp_path, capsys):
 def test_missing_ray_is_one_line(monkeypatch):
     import sys
 
-    from anim.batch_ray import ClusterError, import_ray
+    from anim.batch.ray import ClusterError, import_ray
 
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ClusterError, match=r"pip install 'anim\[cluster\]'"):

@@ -7,13 +7,12 @@ import os
 import numpy as np
 import pytest
 
-from anim.batch_claims import try_claim
-from anim.batch_jobs import Job
-from anim.batch_session import Session
-from anim.batch_worker import Options, run_job
+from anim.batch.claims import try_claim
+from anim.batch.jobs import Job
+from anim.batch.run import Options, run_job
+from anim.batch.session import Session
 from anim.errors import InputError
-from anim.output import png_bytes
-
+from anim.media.png import png_bytes
 from tests.batch.util import write_preset
 
 

@@ -5,7 +5,13 @@ import time
 
 import torch
 
-from anim.coherence import add_noise, apply_contrast, match_histograms, prepare_reference, unsharp_mask
+from anim.coherence import (
+    add_noise,
+    apply_contrast,
+    match_histograms,
+    prepare_reference,
+    unsharp_mask,
+)
 from anim.motion.camera2d import camera_matrix_2d, warp_perspective
 
 

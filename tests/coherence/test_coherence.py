@@ -7,26 +7,26 @@ import torch
 from skimage import color as skcolor
 from skimage.exposure import match_histograms as sk_match_histograms
 
-from anim.coherence import (
-    add_noise,
-    apply_contrast,
-    from_uint8_hwc,
-    gaussian_blur,
-    gaussian_kernel_1d,
+from anim.coherence.color import (
     hsv_to_rgb,
     hue_cut,
     interp,
     lab_to_rgb,
     match_channel,
     match_histograms,
-    perlin_noise,
-    quantize_u8,
     rgb_to_hsv,
     rgb_to_lab,
+)
+from anim.coherence.filters import (
+    add_noise,
+    apply_contrast,
+    gaussian_blur,
+    gaussian_kernel_1d,
+    perlin_noise,
     seeded_noise,
-    to_uint8_hwc,
     unsharp_mask,
 )
+from anim.media.tensors import from_uint8_hwc, quantize_u8, to_uint8_hwc
 
 
 def smooth_image(height=32, width=40, seed=0, lo=0.0, hi=1.0):
@@ -309,7 +309,7 @@ def test_uint8_rejects_bad_input():
 
 
 def test_widest_circular_run():
-    from anim.coherence import widest_circular_run
+    from anim.coherence.color import widest_circular_run
 
     assert widest_circular_run([True, False, True, True, False]) == (2, 2)
     assert widest_circular_run([True, True, False, False, True]) == (4, 3)  # wraps the seam

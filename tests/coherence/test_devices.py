@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from anim.coherence import add_noise, apply_contrast, match_histograms, quantize_u8, unsharp_mask
+from anim.coherence import add_noise, apply_contrast, match_histograms, unsharp_mask
+from anim.media.tensors import quantize_u8
 from anim.motion.camera2d import camera_matrix_2d, warp_perspective
 
 DEVICES = [d for d in ("cuda", "mps") if (d == "cuda" and torch.cuda.is_available())

@@ -46,7 +46,7 @@ def clip_frames(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def clip(clip_frames, tmp_path_factory):
     """clip(fps, audio=False) -> an H.264 mp4 of the numbered frames at that frame rate."""
-    from anim.video import encode_video, make_test_audio
+    from anim.media.video import encode_video, make_test_audio
 
     folder = tmp_path_factory.mktemp("clips")
     made: dict[tuple, Path] = {}

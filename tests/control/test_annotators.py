@@ -8,7 +8,7 @@ import pytest
 
 from anim.control.annotators import get_annotator
 from anim.errors import ModelError
-from anim.stages import make_test_card
+from anim.media.images import make_test_card
 
 
 def test_canny_keeps_the_size_and_its_thresholds_matter():

@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from anim.control.pose import COLORS_RGB, LIMBS, NECK, blazepose_to_openpose, draw_openpose, read_pose_json
+from anim.control.pose import (
+    COLORS_RGB,
+    LIMBS,
+    NECK,
+    blazepose_to_openpose,
+    draw_openpose,
+    read_pose_json,
+)
 from anim.control.sources import PoseJsonSource, open_source
 from anim.errors import InputError
 

@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from anim.control.sources import open_source, resize_frame, resize_transform, source_audio
+from anim.control.sources import open_source
 from anim.errors import InputError
+from anim.media.frames import resize_frame, resize_transform
+from anim.media.video import source_audio
 from tests.control.conftest import CLIP_FRAMES, index_of, write_levels
 
 
@@ -99,7 +101,7 @@ def test_corrupt_video_names_the_path(tmp_path):
 def test_zero_frame_video_and_empty_range(tmp_path, clip):
     import subprocess
 
-    from anim.video import ffmpeg_exe
+    from anim.media.video import ffmpeg_exe
 
     empty = tmp_path / "empty.mp4"
     subprocess.run([ffmpeg_exe(), "-v", "quiet", "-y", "-f", "lavfi", "-i", "color=c=black:s=64x64:d=1",

@@ -23,14 +23,14 @@ def tiny_models():
 
 @pytest.fixture(scope="module")
 def diffuser(tiny_models):
-    from anim.diffuse import Diffuser
+    from anim.diffusion.diffuse import Diffuser
 
     return Diffuser(tiny_models)
 
 
 @pytest.fixture(scope="module")
 def embeds(tiny_models):
-    from anim.conditioning import PromptEncoder
+    from anim.diffusion.conditioning import PromptEncoder
 
     return PromptEncoder.from_models(tiny_models).pair("a dancer on a stage", "blurry")
 
@@ -181,5 +181,5 @@ def test_pose_json_unit_draws_the_skeleton(tmp_path):
     (folder / "000.json").write_text(json.dumps({"people": [{"pose_keypoints_2d": sum(keypoints, [])}]}))
     units = ControlUnits([ControlUnit(model="tiny", input=str(folder), annotator="pose_json")], run_dir=tmp_path,
                          width=SIZE, height=SIZE, device="cpu", dtype=None, load_controlnet=lambda *a, **k: object())
-    (control,) = units.for_frame(4, {"cn0_weight": 1.0}, None)
+    (control,) = units.for_frame(4, {"cn0_weight": 1.0, "cn0_guidance_start": 0.0, "cn0_guidance_end": 1.0}, None)
     assert float(control.image.max()) == 1.0 and (tmp_path / "control" / "0" / "000000.png").is_file()

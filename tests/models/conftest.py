@@ -37,7 +37,7 @@ def tiny_models(anim_cache):
 @pytest.fixture
 def encoder(tiny_models):
     """A fresh PromptEncoder on the tiny text encoder (own cache per test), real A1111 prompt parser."""
-    from anim.conditioning import PromptEncoder
+    from anim.diffusion.conditioning import PromptEncoder
 
     return PromptEncoder.from_models(tiny_models)
 

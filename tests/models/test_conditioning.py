@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from anim.conditioning import CHUNK_TOKENS, apply_emphasis, blend_embeddings
+from anim.diffusion.conditioning import CHUNK_TOKENS, apply_emphasis, blend_embeddings
 
 
 def test_plain_prompt_shape(encoder, tiny_models):
@@ -111,7 +111,7 @@ def test_conditioning_blends_toward_the_next_prompt(encoder):
 
 
 def test_clip_skip_two_differs(tiny_models):
-    from anim.conditioning import PromptEncoder
+    from anim.diffusion.conditioning import PromptEncoder
 
     skip1 = PromptEncoder.from_models(tiny_models).encode("a cat")
     skip2 = PromptEncoder.from_models(tiny_models, clip_skip=2).encode("a cat")

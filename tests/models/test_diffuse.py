@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from anim.diffuse import ControlInput, Diffuser, effective_steps
+from anim.diffusion.diffuse import ControlInput, Diffuser, effective_steps
 from anim.errors import InputError
 
 ARGS = {"cfg_scale": 7.0, "steps": 2, "sampler": "euler_a", "seed": 11, "width": 64, "height": 64}
@@ -23,7 +23,7 @@ def diffuser(tiny_models):
 
 @pytest.fixture(scope="module")
 def embeds(tiny_models):
-    from anim.conditioning import PromptEncoder
+    from anim.diffusion.conditioning import PromptEncoder
 
     return PromptEncoder.from_models(tiny_models).pair("a cabin in the snow", "blurry")
 
@@ -93,8 +93,8 @@ def test_controlnet_unit_changes_the_output(diffuser, embeds, rand_image, anim_c
 
 FRESH = textwrap.dedent("""
     import hashlib, sys, torch
-    from anim.conditioning import PromptEncoder
-    from anim.diffuse import Diffuser
+    from anim.diffusion.conditioning import PromptEncoder
+    from anim.diffusion.diffuse import Diffuser
     from anim.models import load_models
     models = load_models("tiny", device="cpu", cache_dir=sys.argv[1])
     cond, uncond = PromptEncoder.from_models(models).pair("a cabin in the snow", "blurry")

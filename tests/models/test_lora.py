@@ -38,7 +38,7 @@ def lora_file(tiny_dir, tmp_path_factory):
 
 
 def _render(models, encoder):
-    from anim.diffuse import Diffuser
+    from anim.diffusion.diffuse import Diffuser
 
     cond, uncond = encoder.pair("a cat", "")
     init = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
@@ -47,7 +47,7 @@ def _render(models, encoder):
 
 
 def test_lora_loads_and_weights_change_the_output(anim_cache, lora_file):
-    from anim.conditioning import PromptEncoder
+    from anim.diffusion.conditioning import PromptEncoder
 
     models = load_models("tiny", device="cpu", cache_dir=anim_cache)  # own copy: LoRA mutates modules
     encoder = PromptEncoder.from_models(models)
@@ -97,7 +97,7 @@ def to_kohya(diffusers_file: str, dst) -> str:
 
 
 def test_kohya_format_lora_matches_diffusers_format(anim_cache, lora_file, tmp_path):
-    from anim.conditioning import PromptEncoder
+    from anim.diffusion.conditioning import PromptEncoder
 
     kohya_file = to_kohya(lora_file, tmp_path / "kohya.safetensors")
     renders = []

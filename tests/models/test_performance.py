@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from anim.diffuse import Diffuser
-from anim.performance import enable_low_memory, offload_models
+from anim.diffusion.diffuse import Diffuser
+from anim.models.performance import enable_low_memory, offload_models
 
 ARGS = {"denoise": 0.6, "cfg_scale": 7.0, "steps": 2, "sampler": "euler_a", "seed": 5, "width": 64, "height": 64}
 
@@ -17,7 +17,7 @@ def _models(tmp_path):
 
 
 def _render(models):
-    from anim.conditioning import PromptEncoder
+    from anim.diffusion.conditioning import PromptEncoder
 
     cond, uncond = PromptEncoder.from_models(models).pair("a cabin", "blurry")
     init = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0)).to(models.device)

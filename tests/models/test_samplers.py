@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from anim.diffusion.samplers import (
+    SAMPLERS,
+    a1111_label,
+    make_scheduler,
+    sampler_names,
+    seed_scheduler,
+)
 from anim.errors import ModelError
-from anim.model_configs import SD15_SCHEDULER
-from anim.samplers import SAMPLERS, a1111_label, make_scheduler, sampler_names, seed_scheduler
+from anim.models.configs import SD15_SCHEDULER
 
 
 @pytest.mark.parametrize("name", list(SAMPLERS))
@@ -32,10 +38,13 @@ def test_karras_variant_uses_karras_sigmas():
     assert not make_scheduler("dpmpp_2m", SD15_SCHEDULER).config.use_karras_sigmas
 
 
-def test_instances_are_cached_per_name_and_config():
-    a = make_scheduler("euler", SD15_SCHEDULER)
-    assert make_scheduler("euler", dict(SD15_SCHEDULER)) is a
-    assert make_scheduler("euler", {**SD15_SCHEDULER, "beta_end": 0.02}) is not a
+def test_every_call_builds_its_own_scheduler():
+    """Schedulers hold per-run state: two calls never share an instance (no hidden process state)."""
+    a, b = make_scheduler("euler", SD15_SCHEDULER), make_scheduler("euler", dict(SD15_SCHEDULER))
+    assert a is not b and a.config == b.config
+    a.set_timesteps(4)
+    b.set_timesteps(10)
+    assert len(a.timesteps) == 4 and len(b.timesteps) == 10
 
 
 def test_unknown_sampler_lists_valid_names():

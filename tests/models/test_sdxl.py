@@ -4,13 +4,13 @@ from __future__ import annotations
 import torch
 
 from anim.cli import main
-from anim.output import read_png_u8
+from anim.media.png import read_png_u8
 
 
 def test_sdxl_conditioning_shapes_and_blend(anim_cache):
+    from anim.diffusion.sdxl import SDXLPromptEncoder
     from anim.models import load_models
-    from anim.sdxl import SDXLPromptEncoder
-    from anim.tiny import TEXT2_DIM, TEXT_DIM, tiny_sdxl_dir
+    from anim.models.tiny import TEXT2_DIM, TEXT_DIM, tiny_sdxl_dir
 
     models = load_models(str(tiny_sdxl_dir(anim_cache)), device="cpu")
     assert models.is_sdxl
@@ -27,7 +27,7 @@ def test_sdxl_conditioning_shapes_and_blend(anim_cache):
 def test_sdxl_renders_through_the_engine_deterministically(anim_cache, tmp_path, monkeypatch):
     from pathlib import Path
 
-    from anim.tiny import tiny_sdxl_dir
+    from anim.models.tiny import tiny_sdxl_dir
 
     smoke = Path(__file__).resolve().parents[2] / "presets" / "smoke.yaml"
     args = [str(smoke), f"model={tiny_sdxl_dir(anim_cache)}", "max_frames=2", "width=64", "height=64", "steps=2",

@@ -7,10 +7,10 @@ import os
 import pytest
 import torch
 
-from anim.checkpoints import detect_arch
 from anim.errors import ModelError
-from anim.model_configs import arch_config_dir
 from anim.models import load_models
+from anim.models.checkpoints import detect_arch
+from anim.models.configs import arch_config_dir
 from tests.models.ckpt_layout import ldm_state_dict, save_ldm_checkpoint
 
 
@@ -167,7 +167,7 @@ def _xl_unet_out(models):
 
 
 def test_sdxl_folder_and_single_file_construct_and_match(anim_cache, tmp_path):
-    from anim.tiny import tiny_sdxl_dir
+    from anim.models.tiny import tiny_sdxl_dir
 
     folder = tiny_sdxl_dir(anim_cache)
     xl = load_models(str(folder), device="cpu")

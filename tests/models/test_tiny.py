@@ -7,9 +7,9 @@ import time
 
 import torch
 
-from anim.model_configs import build_once
 from anim.models import SDModels, load_models, resolve_device, resolve_dtype
-from anim.tiny import _tiny_modules, tiny_controlnet_dir, tiny_model_dir
+from anim.models.configs import build_once
+from anim.models.tiny import _tiny_modules, tiny_controlnet_dir, tiny_model_dir
 
 
 def _file_hashes(folder):

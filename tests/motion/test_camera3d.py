@@ -7,7 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from anim.motion.camera2d import rotation_matrix_2d, translation_matrix_2d, warp_perspective
+from anim.motion.camera2d import (
+    rotation_matrix_2d,
+    translation_matrix_2d,
+    warp_perspective,
+)
 from anim.motion.camera3d import (
     DEFAULT_NEAR,
     camera_rotation,

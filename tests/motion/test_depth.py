@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from anim.errors import ModelError
-from anim.depth_models import _is_metric, tiny_depth_dir
 from anim.models import load_depth_model
+from anim.models.depth import _is_metric, tiny_depth_dir
 from anim.motion.depth import (
     depth_to_png_levels,
     disparity_to_depth,

@@ -6,9 +6,9 @@ import pytest
 import yaml
 
 from anim.errors import InputError
-from anim.output import read_png_u8
-from anim.video import encode_video, make_test_audio
-from anim.video_stream import StreamEncoder
+from anim.media.png import read_png_u8
+from anim.media.stream import StreamEncoder
+from anim.media.video import encode_video, make_test_audio
 from tests.video.test_video import leftovers, write_frames
 
 
@@ -52,7 +52,7 @@ def test_a_wrong_frame_fails_with_its_index(tmp_path):
 
 def test_render_streams_its_video_and_a_resume_reads_earlier_frames_back(tmp_path):
     """Cadence (in-betweens after their keys) and a resume with frames on disk: video == encode of the PNGs."""
-    from anim.engine import render_run
+    from anim.engine.loop import render_run
     from anim.runfolder import open_run
 
     preset = tmp_path / "p.yaml"

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from anim.errors import InputError
-from anim.video import (
+from anim.media.video import (
     VideoInfo,
     encode_video,
     ffmpeg_exe,

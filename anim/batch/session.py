@@ -1,0 +1,105 @@
+"""One batch call's shared state on disk: ROOT/.batch/<session id>/ with stop/drain flags and job results.
+
+Files (not pipes) so that local worker processes and Ray tasks on other machines (sharing ROOT) see the
+same flags and report the same way. Every write is atomic; a reader sees nothing or the whole file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from anim.media.files import atomic_write_text
+
+STOP = "stop"  # finish the current frame, then stop every job
+DRAIN = "drain"  # start no new job (the disk guard); running jobs finish
+
+
+def sweep(root: Path) -> None:
+    """Delete the session folders that batch parents on this host left when they were killed.
+
+    A session id reads `<YYYYmmdd-HHMMSS>-<host>-<pid>-<token>`; a folder whose parent pid is gone goes.
+    """
+    from anim.batch.claims import pid_alive
+
+    host = socket.gethostname()
+    for folder in (root / ".batch").glob("*") if (root / ".batch").is_dir() else ():
+        head, _, rest = folder.name.rpartition("-")  # rest: the token
+        head, _, pid = head.rpartition("-")
+        if head[16:] == host and pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Session:
+    """Paths of one batch call; picklable, handed to every worker and Ray task."""
+
+    root: Path
+    id: str
+
+    @classmethod
+    def create(cls, root: Path) -> "Session":
+        """A fresh session folder under ROOT/.batch/ (the id names the time, host and pid)."""
+        sweep(Path(root))
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        session = cls(root=Path(root), id=f"{stamp}-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}")
+        (session.dir / "results").mkdir(parents=True, exist_ok=True)
+        return session
+
+    @property
+    def dir(self) -> Path:
+        return self.root / ".batch" / self.id
+
+    def stop(self, reason: str) -> None:
+        """Ask every job to stop after its current frame (the first reason is kept)."""
+        self._flag(STOP, reason)
+
+    def drain(self, reason: str) -> None:
+        """Start no further job (the first reason is kept)."""
+        self._flag(DRAIN, reason)
+
+    def stopping(self) -> str | None:
+        """The stop reason, or None; cheap enough to ask before every frame."""
+        return self._read_flag(STOP)
+
+    def draining(self) -> str | None:
+        """The drain reason, or None."""
+        return self._read_flag(DRAIN)
+
+    def write_result(self, name: str, result: dict) -> None:
+        """Record a job's outcome for the parent (one JSON file per job)."""
+        atomic_write_text(self.dir / "results" / f"{name}.json", json.dumps(result, indent=1))
+
+    def read_result(self, name: str) -> dict | None:
+        """A job's recorded outcome in this session, or None."""
+        path = self.dir / "results" / f"{name}.json"
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def remove(self) -> None:
+        """Delete the session folder once batch.json holds everything (and .batch/ when empty)."""
+        shutil.rmtree(self.dir, ignore_errors=True)
+        try:
+            self.dir.parent.rmdir()
+        except OSError:
+            pass  # another session is running or left its folder
+
+    def _flag(self, name: str, reason: str) -> None:
+        if self._read_flag(name) is None:
+            atomic_write_text(self.dir / name, reason)
+
+    def _read_flag(self, name: str) -> str | None:
+        path = self.dir / name
+        if not path.exists():
+            return None
+        try:
+            return path.read_text(encoding="utf-8") or name
+        except FileNotFoundError:
+            return None

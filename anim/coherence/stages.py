@@ -1,0 +1,45 @@
+"""Steps 3 and 6 of the loop: make the init coherent (colour, contrast, sharpening, noise, flow) and
+colour match the output again, as small functions of (image tensor, frame row, preset)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from anim.coherence.color import match_histograms
+from anim.coherence.filters import add_noise, apply_contrast, unsharp_mask
+from anim.motion.flow import consistency_mask, estimate_flow, warp_by_flow
+from anim.preset import Preset
+
+
+def flow_coherence(base: torch.Tensor, prev: torch.Tensor, source_now: np.ndarray, source_before: np.ndarray,
+                   strength: float, method: str = "dis") -> torch.Tensor:
+    """Video input: blend the previous output, moved by the INPUT video's flow, into the init.
+
+    Only where forward/backward flow agree (elsewhere, occluded, the init keeps `base`, the input frame).
+    """
+    forward = estimate_flow(source_now, source_before, method)  # now(x) ~ before(x + flow(x))
+    backward = estimate_flow(source_before, source_now, method)
+    mask = torch.from_numpy(consistency_mask(forward, backward)).to(base.device)[None, None]
+    followed = warp_by_flow(prev, forward)
+    return base + (strength * mask) * (followed - base)
+
+
+def prepare_init(image: torch.Tensor, reference, row: dict, preset: Preset) -> torch.Tensor:
+    """Step 3: colour match to the reference, contrast, unsharp mask, seeded noise (Deforum's order)."""
+    if reference is not None and preset.color_coherence != "none":
+        image = match_histograms(image, reference, preset.color_coherence)
+    if row["contrast"] != 1.0:
+        image = apply_contrast(image, row["contrast"])
+    if row["unsharp_amount"] != 0.0:
+        image = unsharp_mask(image, row["unsharp_amount"], kernel_size=int(row["unsharp_kernel"]),
+                             sigma=row["unsharp_sigma"], threshold=row["unsharp_threshold"])
+    if row["noise"] > 0.0:
+        image = add_noise(image, row["noise"], seed=int(row["seed"]), noise_type=preset.noise_type)
+    return image
+
+
+def finish(image: torch.Tensor, reference, preset: Preset) -> torch.Tensor:
+    """Step 6: colour match the diffused output to the reference again."""
+    if reference is not None and preset.color_coherence != "none":
+        return match_histograms(image, reference, preset.color_coherence)
+    return image

@@ -1,0 +1,147 @@
+"""One diffusion call (txt2img or img2img, optionally with ControlNet units) on shared components.
+
+The diffusers pipelines are built once around the SDModels modules and reused every frame.
+Noise comes from a CPU generator seeded per call, so a frame repeats bit for bit on the same device.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from anim.diffusion.samplers import make_scheduler, seed_scheduler
+from anim.errors import InputError, ModelError
+
+
+@dataclass
+class ControlInput:
+    """One ControlNet unit for one frame: model, control image (1,3,H,W) in [0,1], strength and step window."""
+
+    model: object
+    image: torch.Tensor
+    weight: float = 1.0
+    guidance_start: float = 0.0
+    guidance_end: float = 1.0
+
+
+def effective_steps(steps: int, denoise: float) -> int:
+    """Schedule length so that img2img runs at least one step (diffusers runs int(steps * denoise))."""
+    steps = max(1, int(steps))
+    if denoise >= 1.0 or int(steps * denoise) >= 1:
+        return steps
+    needed = math.ceil(1.0 / denoise)
+    while int(needed * denoise) < 1:  # float rounding, e.g. 3 * (1/3) < 1
+        needed += 1
+    return needed
+
+
+class Diffuser:
+    """Callable that renders one image from conditioning; counts its pipeline calls in `self.calls`."""
+
+    def __init__(self, models) -> None:
+        from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
+
+        if models.is_sdxl:  # SDXL needs pooled embeddings and two encoders: anim.diffusion.sdxl
+            raise ModelError(f"model {models.name} is SDXL; render it with anim.diffusion.sdxl.SDXLDiffuser")
+        self.models = models
+        self.txt2img = StableDiffusionPipeline(
+            vae=models.vae, text_encoder=models.text_encoder, tokenizer=models.tokenizer, unet=models.unet,
+            scheduler=make_scheduler("ddim", models.scheduler_config), safety_checker=None,
+            feature_extractor=None, image_encoder=None, requires_safety_checker=False)
+        self.img2img = StableDiffusionImg2ImgPipeline(**self._components(), requires_safety_checker=False)
+        for pipe in (self.txt2img, self.img2img):
+            pipe.set_progress_bar_config(disable=True)
+        self._control_pipes: dict[tuple, object] = {}
+        self.calls = 0
+
+    def __call__(self, *, init: torch.Tensor | None, cond: torch.Tensor, uncond: torch.Tensor, denoise: float,
+                 cfg_scale: float, steps: int, sampler: str, seed: int, width: int, height: int,
+                 controls: list[ControlInput] | None = None) -> torch.Tensor:
+        """(1,3,H,W) float32 in [0,1] on the device; init None -> txt2img, else img2img with strength=denoise."""
+        _check_size(width, height)
+        if init is not None and denoise <= 0:
+            return init
+        if cond.shape != uncond.shape:
+            raise ModelError(f"cond {tuple(cond.shape)} and uncond {tuple(uncond.shape)} differ; "
+                             "build them with PromptEncoder.pair")
+        pipe = self._pipeline(img2img=init is not None, controls=controls or [])
+        pipe.scheduler = make_scheduler(sampler, self.models.scheduler_config)
+        seed_scheduler(pipe.scheduler, seed)
+        kwargs = {
+            "prompt_embeds": cond, "negative_prompt_embeds": uncond, "guidance_scale": float(cfg_scale),
+            "num_inference_steps": max(1, int(steps)), "output_type": "pt",
+            "generator": torch.Generator("cpu").manual_seed(int(seed)),
+        }
+        kwargs.update(self._image_kwargs(init, denoise, steps, width, height, controls or []))
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Should have ta>=t0")  # torchsde, harmless in img2img
+            images = pipe(**kwargs).images
+        self.calls += 1
+        return images.to(self.models.device, torch.float32).clamp(0.0, 1.0)
+
+    # ------------------------------------------------------------ pipelines
+
+    def _components(self) -> dict:
+        """The shared modules of the txt2img pipeline, to build sibling pipelines without copies."""
+        return {k: v for k, v in self.txt2img.components.items() if k != "requires_safety_checker"}
+
+    def _pipeline(self, *, img2img: bool, controls: list[ControlInput]):
+        """The plain pipeline, or a ControlNet one cached per set of ControlNet models."""
+        if not controls:
+            return self.img2img if img2img else self.txt2img
+        key = (img2img, *(id(c.model) for c in controls))
+        if key not in self._control_pipes:
+            self._control_pipes[key] = self._build_control_pipe(img2img, [c.model for c in controls])
+        return self._control_pipes[key]
+
+    def _build_control_pipe(self, img2img: bool, nets: list):
+        """A StableDiffusionControlNet(Img2Img)Pipeline sharing our components (MultiControlNet for several)."""
+        from diffusers import (
+            StableDiffusionControlNetImg2ImgPipeline,
+            StableDiffusionControlNetPipeline,
+        )
+
+        cls = StableDiffusionControlNetImg2ImgPipeline if img2img else StableDiffusionControlNetPipeline
+        pipe = cls(**self._components(), controlnet=nets[0] if len(nets) == 1 else nets, requires_safety_checker=False)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    def _image_kwargs(self, init, denoise, steps, width, height, controls) -> dict:
+        """Init image / size / strength arguments, plus ControlNet arguments when units are given."""
+        if init is None:
+            kwargs = {"width": int(width), "height": int(height)}
+        else:
+            kwargs = {"image": _fit(init, width, height), "strength": min(float(denoise), 1.0),
+                      "num_inference_steps": effective_steps(steps, float(denoise))}
+        if controls:
+            images = [_fit(c.image, width, height) for c in controls]
+            single = len(controls) == 1
+            pick = (lambda values: values[0]) if single else (lambda values: values)  # noqa: E731
+            kwargs.update({
+                "control_image" if init is not None else "image": pick(images),
+                "controlnet_conditioning_scale": pick([float(c.weight) for c in controls]),
+                "control_guidance_start": pick([float(c.guidance_start) for c in controls]),
+                "control_guidance_end": pick([float(c.guidance_end) for c in controls]),
+            })
+        return kwargs
+
+
+def _check_size(width: int, height: int) -> None:
+    """SD needs sizes divisible by 8 (the VAE's downsampling)."""
+    if int(width) % 8 or int(height) % 8 or width <= 0 or height <= 0:
+        raise InputError(f"size {width}x{height}: width and height must be positive multiples of 8")
+
+
+def _fit(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """An image tensor (1,3,H,W) in [0,1] resized to the render size when it differs."""
+    if image.ndim != 4 or image.shape[1] != 3:
+        raise InputError(f"image tensor has shape {tuple(image.shape)}; expected (1, 3, H, W)")
+    if image.shape[-2:] == (int(height), int(width)):
+        return image
+    resized = F.interpolate(image.float(), size=(int(height), int(width)), mode="bilinear",
+                            align_corners=False, antialias=True)
+    return resized.clamp(0.0, 1.0)

@@ -1,0 +1,123 @@
+"""SDXL conditioning and diffusion: two text encoders, pooled embeddings, diffusers' SDXL pipelines.
+
+SD1.5 goes through anim.diffusion.conditioning / anim.diffusion.diffuse unchanged; the engine picks these classes when the
+loaded model is SDXL. Token handling (A1111 weights, 75-token chunks, BREAK, emphasis) is inherited
+from PromptEncoder; only the hidden states differ: the penultimate layer of both encoders (no final
+layer norm, as SDXL was trained), concatenated along the channels, plus the second encoder's pooled
+projection of the first chunk.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import torch
+
+from anim.diffusion.conditioning import PromptEncoder
+from anim.diffusion.diffuse import _check_size, _fit, effective_steps
+from anim.diffusion.samplers import make_scheduler, seed_scheduler
+from anim.errors import ModelError
+
+
+@dataclass(frozen=True)
+class XLCond:
+    """One side (cond or uncond) of SDXL conditioning: token embeddings and the pooled embedding."""
+
+    embeds: torch.Tensor  # (1, 77*k, D1 + D2)
+    pooled: torch.Tensor  # (1, projection_dim)
+
+
+class SDXLPromptEncoder(PromptEncoder):
+    """A1111-style prompt encoding for SDXL; `conditioning()` returns (XLCond, XLCond)."""
+
+    def __init__(self, tokenizer, text_encoder, text_encoder_2, device, dtype, **kwargs) -> None:
+        super().__init__(tokenizer, text_encoder, device, dtype, **kwargs)
+        self.text_encoder_2 = text_encoder_2
+        self._pooled: dict = {}
+
+    @classmethod
+    def from_models(cls, models, **kwargs) -> SDXLPromptEncoder:
+        return cls(models.tokenizer, models.text_encoder, models.text_encoder_2, models.device, models.dtype,
+                   **kwargs)
+
+    def _hidden_states(self, ids: torch.Tensor) -> torch.Tensor:
+        """Penultimate hidden states of both encoders for the same token ids, concatenated."""
+        self.encoder_calls += 1
+        first = self.text_encoder(ids, output_hidden_states=True).hidden_states[-2]
+        second = self.text_encoder_2(ids, output_hidden_states=True).hidden_states[-2]
+        return torch.cat([first, second], dim=-1)
+
+    def pooled(self, prompt: str) -> torch.Tensor:
+        """The second encoder's pooled projection of the prompt's first chunk (cached per prompt)."""
+        hit = self._pooled.get(prompt)
+        if hit is None:
+            ids = torch.tensor([self.chunks(prompt)[0][0]], dtype=torch.long, device=self.device)
+            with torch.no_grad():
+                hit = self.text_encoder_2(ids).text_embeds.to(self.dtype)
+            self._pooled[prompt] = hit
+        return hit
+
+    def conditioning(self, frame_prompt: str, frame_negative: str | None, blend_prompt: str | None = None,
+                     blend_negative: str | None = None, blend_weight: float = 0.0,
+                     mode: str = "lerp") -> tuple[XLCond, XLCond]:
+        """Embeddings as PromptEncoder makes them (blends included), with pooled embeddings blended alike."""
+        cond, uncond = super().conditioning(frame_prompt, frame_negative, blend_prompt, blend_negative,
+                                            blend_weight, mode)
+        pooled, pooled_neg = self.pooled(frame_prompt), self.pooled(frame_negative or "")
+        if blend_prompt is not None and blend_weight and blend_weight > 0:
+            negative = frame_negative if blend_negative is None else blend_negative
+            pooled = torch.lerp(pooled, self.pooled(blend_prompt), float(blend_weight))
+            pooled_neg = torch.lerp(pooled_neg, self.pooled(negative or ""), float(blend_weight))
+        return XLCond(cond, pooled), XLCond(uncond, pooled_neg)
+
+
+class SDXLDiffuser:
+    """One SDXL txt2img/img2img call on shared components; same call signature as anim.diffusion.diffuse.Diffuser."""
+
+    def __init__(self, models) -> None:
+        from diffusers import (
+            StableDiffusionXLImg2ImgPipeline,
+            StableDiffusionXLPipeline,
+        )
+
+        if not models.is_sdxl:
+            raise ModelError(f"model {models.name} is not SDXL; use anim.diffusion.diffuse.Diffuser")
+        self.models = models
+        parts = dict(vae=models.vae, text_encoder=models.text_encoder, text_encoder_2=models.text_encoder_2,
+                     tokenizer=models.tokenizer, tokenizer_2=models.tokenizer_2, unet=models.unet,
+                     scheduler=make_scheduler("euler", models.scheduler_config))
+        self.txt2img = StableDiffusionXLPipeline(**parts)
+        self.img2img = StableDiffusionXLImg2ImgPipeline(**parts, requires_aesthetics_score=False)
+        for pipe in (self.txt2img, self.img2img):
+            pipe.set_progress_bar_config(disable=True)
+        self.calls = 0
+
+    def __call__(self, *, init: torch.Tensor | None, cond: XLCond, uncond: XLCond, denoise: float,
+                 cfg_scale: float, steps: int, sampler: str, seed: int, width: int, height: int,
+                 controls: list | None = None) -> torch.Tensor:
+        """(1,3,H,W) float32 in [0,1] on the device; init None -> txt2img, else img2img at strength=denoise."""
+        _check_size(width, height)
+        if controls:
+            raise ModelError("ControlNet units with SDXL models are not supported yet; remove `controlnet:` "
+                             "or use an SD1.5 model")
+        if init is not None and denoise <= 0:
+            return init
+        pipe = self.img2img if init is not None else self.txt2img
+        pipe.scheduler = make_scheduler(sampler, self.models.scheduler_config)
+        seed_scheduler(pipe.scheduler, seed)
+        kwargs = {
+            "prompt_embeds": cond.embeds, "negative_prompt_embeds": uncond.embeds,
+            "pooled_prompt_embeds": cond.pooled, "negative_pooled_prompt_embeds": uncond.pooled,
+            "guidance_scale": float(cfg_scale), "num_inference_steps": max(1, int(steps)), "output_type": "pt",
+            "generator": torch.Generator("cpu").manual_seed(int(seed)),
+        }
+        if init is None:
+            kwargs.update(width=int(width), height=int(height))
+        else:
+            kwargs.update(image=_fit(init, width, height), strength=min(float(denoise), 1.0),
+                          num_inference_steps=effective_steps(steps, float(denoise)))
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Should have ta>=t0")
+            images = pipe(**kwargs).images
+        self.calls += 1
+        return images.to(self.models.device, torch.float32).clamp(0.0, 1.0)

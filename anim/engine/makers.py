@@ -1,0 +1,164 @@
+"""What a frame is made of, per mode: the camera-only preview and the real render (diffusion, ControlNet).
+
+The loop (anim.engine.loop) runs steps 1-8 in order and asks the maker for the parts that differ by mode;
+each part calls a stage that lives in its layer (motion, coherence, control, diffusion).
+"""
+from __future__ import annotations
+
+import time
+from functools import partial
+
+import torch
+
+from anim.coherence.stages import finish, flow_coherence, prepare_init
+from anim.engine.cache import ModelCache
+from anim.errors import ModelError
+from anim.media.images import load_image, make_test_card
+from anim.media.tensors import from_uint8_hwc
+from anim.models import load_depth_model, resolve_device, set_lora_weights
+from anim.motion.camera import Camera
+from anim.preset.schedules import lora_column
+from anim.runfolder import Run
+
+
+def make_camera(run: Run, device: torch.device, dtype: torch.dtype = torch.float32) -> Camera:
+    """The run's camera, with its depth model loaded when the motion is 3D."""
+    p = run.preset
+    depth_model = load_depth_model(p.motion.depth_model, device=device, dtype=dtype) if p.motion.mode == "3d" else None
+    return Camera(p, depth_model, depth_dir=run.dir / "depth")
+
+
+class PreviewMaker:
+    """--preview: the camera path only. Frame 0 is the init image (or a test card); no coherence, no diffusion."""
+
+    mode = "preview"
+    sampler_label, model_hash, model_name = "none (preview)", "none", "preview"
+
+    def __init__(self, run: Run) -> None:
+        p = run.preset
+        self.preset = p
+        self.device = resolve_device(p.device)
+        self.camera = make_camera(run, self.device)
+        if p.init_image:
+            self.first_image = load_image(p.init_image, p.width, p.height, self.device, "init_image")
+        else:
+            self.first_image = from_uint8_hwc(make_test_card(p.width, p.height), self.device)
+
+    def source(self, frame: int) -> None:
+        return None
+
+    def first(self, row: dict, source) -> tuple[torch.Tensor, None]:
+        return self.first_image, None
+
+    def cohere(self, warped, prev, source, row: dict, reference) -> torch.Tensor:
+        return warped
+
+    def controls(self, frame: int, row: dict, warped):
+        return None
+
+    def diffuse(self, frame: int, row: dict, init: torch.Tensor, denoise, controls) -> torch.Tensor:
+        return init
+
+    def finish(self, image: torch.Tensor, reference) -> torch.Tensor:
+        return image
+
+
+class DiffusionMaker:
+    """A real frame: models loaded once (from the cache); txt2img or init-image img2img first, then
+    warp + coherence + img2img with the frame's ControlNet maps."""
+
+    mode = "render"
+
+    def __init__(self, run: Run, times: dict, cache: ModelCache | None = None, low_memory: bool = False,
+                 diffuse=None) -> None:
+        from anim.diffusion.samplers import a1111_label
+
+        p = self.preset = run.preset
+        self.times = times
+        started = time.perf_counter()
+        cache = self.cache = cache or ModelCache()
+        self.models, self.encoder, self.diffuser = cache.get(p, low_memory)
+        # diffuse(frame, **kwargs): the shared diffuser, or a lockstep group's port (anim.engine.group)
+        self._diffuse = diffuse or (lambda frame, **kwargs: self.diffuser(**kwargs))
+        self.device = self.models.device
+        self.sampler_label = a1111_label(p.sampler)
+        self.model_hash, self.model_name = self.models.model_hash, self.models.name
+        self.init = load_image(p.init_image, p.width, p.height, self.device, "init_image") if p.init_image else None
+        self.camera = make_camera(run, self.device, self.models.dtype)
+        self.video = self.units = None
+        if p.init_video:
+            from anim.control.sources import open_source
+
+            self.video = open_source(p.init_video, width=p.width, height=p.height, resize="crop",
+                                     nth=p.extract_nth_frame, start_s=p.video_start, end_s=p.video_end,
+                                     what="init_video")
+        if p.controlnet:
+            from anim.control.units import ControlUnits
+
+            self.units = ControlUnits(p.controlnet, run_dir=run.dir, width=p.width, height=p.height,
+                                      device=self.device, dtype=self.models.dtype, allow_pickle=p.allow_pickle,
+                                      load_controlnet=partial(cache.controlnet, performance=p.performance),
+                                      nth=p.extract_nth_frame, start_s=p.video_start, end_s=p.video_end)
+        times["load models"] += time.perf_counter() - started
+
+    def close(self, log) -> None:
+        """Release video decoders and annotators; log what the control units cost."""
+        if self.units is not None:
+            log.info(self.units.note())
+            self.units.close()
+        if self.video is not None:
+            self.video.close()
+
+    def source(self, frame: int) -> torch.Tensor | None:
+        """Video input: the input frame at `frame`, else None."""
+        return from_uint8_hwc(self.video.frame(frame), self.device) if self.video is not None else None
+
+    def first(self, row: dict, source) -> tuple[torch.Tensor | None, float | None]:
+        """(init, denoise) of the first frame: the input frame, init_image at init_denoise, or txt2img (None)."""
+        if source is not None:
+            return source, row["denoise"]
+        return self.init, (self.preset.init_denoise if self.init is not None else None)
+
+    def cohere(self, warped: torch.Tensor, prev: torch.Tensor, source, row: dict, reference) -> torch.Tensor:
+        """Step 3. Video input: the input frame steadied toward the warped previous output by video_blend, and
+        the previous output carried along the input's optical flow by flow_blend; then colour match,
+        contrast, unsharp mask and seeded noise."""
+        init = warped if source is None else torch.lerp(source, warped, float(row["video_blend"]))
+        if source is not None and row["flow_blend"] > 0.0:
+            frame = int(row["frame"])
+            init = flow_coherence(init, prev, self.video.frame(frame), self.video.frame(frame - 1),
+                                  float(row["flow_blend"]), self.preset.flow_method)
+        return prepare_init(init, reference, row, self.preset)
+
+    def controls(self, frame: int, row: dict, warped):
+        """Step 4: the frame's ControlNet inputs (maps cached on disk), or None without units."""
+        return self.units.for_frame(frame, row, warped) if self.units is not None else None
+
+    def diffuse(self, frame: int, row: dict, init, denoise, controls) -> torch.Tensor:
+        """Step 5: img2img (txt2img when `denoise` is None) with the frame's prompts, LoRA weights and seed."""
+        p = self.preset
+        if p.loras:
+            set_lora_weights(self.models, [row[lora_column(i)] for i in range(len(p.loras))])
+        started = time.perf_counter()
+        cond, uncond = self.encoder.conditioning(
+            row["prompt"], row["negative_prompt"], row["blend_prompt"], row["blend_negative_prompt"],
+            row["blend_weight"], mode=p.prompt_blend_mode,
+        )
+        self.times["prompt"] += time.perf_counter() - started
+        image = self._diffuse(
+            frame, init=init, cond=cond, uncond=uncond, denoise=1.0 if denoise is None else denoise,
+            cfg_scale=row["cfg_scale"], steps=int(row["steps"]), sampler=p.sampler, seed=int(row["seed"]),
+            width=p.width, height=p.height, controls=controls,
+        )
+        if has_bad_pixels(image):
+            raise ModelError(f"frame {row['frame']}: the model produced NaN/inf pixels (try dtype: fp32 or another vae)")
+        return image
+
+    def finish(self, image: torch.Tensor, reference) -> torch.Tensor:
+        """Step 6: colour match the output to the reference again."""
+        return finish(image, reference, self.preset)
+
+
+def has_bad_pixels(image: torch.Tensor) -> bool:
+    """True when the model produced NaN/inf (fp16 overflow in some VAEs)."""
+    return not bool(torch.isfinite(image).all())

@@ -1,0 +1,64 @@
+"""The render's video: video.mp4 (or video_A-B.mp4 for a sub-range) streamed while frames are made, or
+encoded from the PNGs; the input video's sound kept."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from anim.media.png import is_complete_png, read_png_u8
+from anim.media.stream import StreamEncoder
+from anim.media.video import encode_video, source_audio
+from anim.runfolder import Run
+
+
+def video_target(run: Run, frame_range: range) -> tuple[Path, Path | None, float]:
+    """(video path, audio or None, audio start in s): video.mp4 for the whole render, video_A-B.mp4 for a
+    sub-range, with the audio cut to start where the range starts."""
+    p = run.preset
+    full = len(frame_range) == p.max_frames
+    name = "video.mp4" if full else f"video_{frame_range.start:06d}-{frame_range.stop - 1:06d}.mp4"
+    audio, audio_start_s = audio_track(p), frame_range.start / p.fps
+    if audio is not None and p.init_video and audio == Path(p.init_video):
+        audio_start_s += p.video_start  # the input's sound, from where its frames start
+    return run.dir / name, audio, audio_start_s
+
+
+def encode_range(run: Run, frame_range: range) -> Path | None:
+    """Encode the range's PNGs (nothing was rendered this time); skipped if frames are missing."""
+    p = run.preset
+    paths = [run.frame_path(f) for f in frame_range]
+    if not all(is_complete_png(path) for path in paths):
+        return None
+    path, audio, audio_start_s = video_target(run, frame_range)
+    return encode_video(run.frames_dir, path, fps=p.fps, crf=p.output.crf, audio=audio, frames=paths,
+                        audio_start_s=audio_start_s)
+
+
+def sweep_video_temps(run: Run) -> None:
+    """Remove what a killed encoder left (hidden temp videos and frame-link folders; never the video)."""
+    for leftover in run.dir.glob(".video*"):
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+
+
+def stream_encoder(run: Run, frame_range: range, todo: list[int]):
+    """ffmpeg started before the first frame and fed as frames are made (frames on disk are read back)."""
+    p = run.preset
+    path, audio, audio_start_s = video_target(run, frame_range)
+    start = frame_range.start
+    return StreamEncoder(path, width=p.width, height=p.height, fps=p.fps, crf=p.output.crf,
+                         n_frames=len(frame_range), delivered={f - start for f in todo},
+                         read_frame=lambda i: read_png_u8(run.frame_path(start + i)), audio=audio,
+                         audio_start_s=audio_start_s)
+
+
+def audio_track(p) -> Path | None:
+    """output.audio, else the input video's own sound track when it has one."""
+    if p.output.audio:
+        return Path(p.output.audio)
+    if p.init_video:
+        if source_audio(p.init_video):
+            return Path(p.init_video)
+    return None

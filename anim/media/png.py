@@ -1,0 +1,148 @@
+"""Frame output: A1111 `parameters` text, PNG + JSON metadata, a background writer, the run log."""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import queue
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from PIL import Image, PngImagePlugin
+
+from anim.media.files import atomic_write_bytes
+
+PNG_END = b"IEND\xaeB`\x82"  # the last 8 bytes of every complete PNG
+ROW_CHUNK = "anim"  # iTXt key holding the frame's FrameTable row as JSON
+
+
+def _fmt(value: Any) -> str:
+    """A1111 value formatting: integers without a dot, floats short, commas quoted."""
+    if isinstance(value, float):
+        text = f"{value:.6g}"
+    else:
+        text = str(value)
+    return json.dumps(text) if "," in text or "\n" in text else text
+
+
+def a1111_parameters(row: dict, *, width: int, height: int, sampler_label: str, model_hash: str,
+                     model_name: str, denoise: float | None) -> str:
+    """The `parameters` text A1111 and its readers parse: prompt, negative, then `Key: value` pairs."""
+    fields: dict[str, Any] = {
+        "Steps": int(row["steps"]),
+        "Sampler": sampler_label,
+        "CFG scale": float(row["cfg_scale"]),
+        "Seed": int(row["seed"]),
+        "Size": f"{width}x{height}",
+        "Model hash": model_hash,
+        "Model": model_name,
+    }
+    if denoise is not None:
+        fields["Denoising strength"] = float(denoise)
+    fields["Frame"] = int(row["frame"])
+    if row.get("blend_weight", 0.0) > 0.0:
+        fields["Prompt blend"] = float(row["blend_weight"])
+    pairs = ", ".join(f"{key}: {_fmt(value)}" for key, value in fields.items())
+    negative = f"\nNegative prompt: {row['negative_prompt']}" if row.get("negative_prompt") else ""
+    return f"{row['prompt']}{negative}\n{pairs}"
+
+
+def png_bytes(image_u8: np.ndarray, parameters: str, row: dict) -> bytes:
+    """Encode an HxWx3 uint8 frame as PNG with the `parameters` text and the row as JSON."""
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("parameters", parameters)
+    info.add_itxt(ROW_CHUNK, json.dumps(row, ensure_ascii=False, sort_keys=False))
+    buffer = io.BytesIO()
+    Image.fromarray(image_u8, mode="RGB").save(buffer, format="PNG", pnginfo=info, compress_level=4)
+    return buffer.getvalue()
+
+
+def is_complete_png(path: Path) -> bool:
+    """True when `path` is a whole PNG (ends with IEND); a truncated file never counts as done."""
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(8) != b"\x89PNG\r\n\x1a\n":
+                return False
+            handle.seek(-len(PNG_END), 2)
+            return handle.read() == PNG_END
+    except OSError:
+        return False
+
+
+def read_png_metadata(path: Path) -> tuple[str, dict]:
+    """(parameters text, row dict) from a frame written by `png_bytes`."""
+    with Image.open(path) as image:
+        text = image.text  # type: ignore[attr-defined]
+        return text.get("parameters", ""), json.loads(text.get(ROW_CHUNK, "{}"))
+
+
+def read_png_u8(path: Path) -> np.ndarray:
+    """A frame PNG as HxWx3 uint8."""
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB")).copy()
+
+
+class FrameWriter:
+    """Writes frames on a background thread, in order; `after_write(index)` runs once each file is durable.
+
+    Errors in the thread surface on the next `submit` or on `close`, so a failed write stops the render.
+    """
+
+    def __init__(self, after_write: Callable[[int], None] | None = None, max_pending: int = 8) -> None:
+        self._queue: queue.Queue = queue.Queue(maxsize=max_pending)
+        self._after_write = after_write
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="anim-frame-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, index: int, path: Path, image_u8: np.ndarray, parameters: str, row: dict) -> None:
+        """Queue one frame (blocks when `max_pending` frames are waiting)."""
+        self._raise_if_failed()
+        self._queue.put((index, path, image_u8, parameters, row))
+
+    def close(self) -> None:
+        """Wait until every queued frame is on disk; re-raise a writer error."""
+        self._queue.put(None)
+        self._thread.join()
+        self._raise_if_failed()
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._error is not None:
+                continue  # drain without writing after a failure
+            index, path, image_u8, parameters, row = item
+            try:
+                atomic_write_bytes(path, png_bytes(image_u8, parameters, row))
+                if self._after_write is not None:
+                    self._after_write(index)
+            except BaseException as exc:  # noqa: BLE001 - handed to the render thread
+                self._error = exc
+
+
+def run_logger(path: Path) -> logging.Logger:
+    """A logger appending to the run's log.txt (one per run folder)."""
+    logger = logging.getLogger(f"anim.run.{path.resolve()}")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    if not logger.handlers:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+    return logger
+
+
+def close_logger(logger: logging.Logger) -> None:
+    """Flush and detach the log file (tests open many runs in one process)."""
+    for handler in list(logger.handlers):
+        handler.close()
+        logger.removeHandler(handler)

@@ -27,7 +27,7 @@ $(STAMP): $(LOCK) pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-test: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest -q -m "not slow"
 
 test-slow: $(STAMP)
@@ -40,7 +40,7 @@ smoke: $(STAMP)
 	$(BIN)/python render.py presets/smoke.yaml
 
 lint: $(STAMP)
-	$(BIN)/lint-imports
+	$(BIN)/lint-imports --no-cache
 
 # Refresh the lock after changing a dependency in pyproject (keeps every other pin; `make lock UPGRADE=1`
 # moves all to the newest the ranges allow). Then `make test`: the pins in the lock are those the suite passed with.

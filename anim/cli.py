@@ -58,10 +58,14 @@ def render_main(argv: list[str]) -> int:
     from anim.runfolder import open_run
 
     args = build_parser().parse_intermixed_args(argv)  # key=value overrides may come before or after flags
-    # argparse puts a first key=value into `preset` when --resume is used without a preset file.
-    if args.preset and "=" in args.preset and not Path(args.preset).exists():
-        args.overrides.insert(0, args.preset)
-        args.preset = None
+    # The positionals are the preset file and key=value overrides, in any order: the preset is the one
+    # that is not key=value (or is an existing file whose name holds '=').
+    words = ([args.preset] if args.preset else []) + args.overrides
+    files = [w for w in words if "=" not in w or Path(w).exists()]
+    if len(files) > 1:
+        raise PresetError(f"more than one preset given ({', '.join(files)}); overrides are key=value")
+    args.preset = files[0] if files else None
+    args.overrides = [w for w in words if w not in files]
     if not args.preset and not args.resume:
         raise PresetError("no preset given: python render.py PRESET.yaml (or --resume RUN_DIR)")
     run = open_run(args.preset, args.overrides, out=args.out, resume=args.resume, force=args.force)

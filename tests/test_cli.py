@@ -78,3 +78,20 @@ def test_bad_frames_and_no_preset(capsys):
     assert "--frames" in capsys.readouterr().err
     assert main([]) == 2
     assert "no preset given" in capsys.readouterr().err
+
+
+def test_overrides_anywhere_on_the_line(tmp_path):
+    """Issue H defect: `render.py PRESET --preview --out X max_frames=48` was refused ("unrecognized
+    arguments"); key=value overrides may stand before, between and after the flags."""
+    from anim.preset.yamlio import parse_yaml
+
+    tunnel = str(ROOT / "presets" / "zoom_tunnel.yaml")
+    for n, argv in enumerate((
+        [tunnel, "--dry-run", "--out", str(tmp_path / "0"), "max_frames=5", "seed=9"],
+        [tunnel, "max_frames=5", "--dry-run", "seed=9", "--out", str(tmp_path / "1")],
+        ["max_frames=5", tunnel, "--out", str(tmp_path / "2"), "--dry-run", "seed=9"],
+    )):
+        assert main(argv) == 0, argv
+        resolved = parse_yaml((tmp_path / str(n) / "preset.resolved.yaml").read_text())
+        assert (resolved["max_frames"], resolved["seed"]) == (5, 9), argv
+    assert main(["--resume", str(tmp_path / "0"), "--dry-run", "max_frames=5"]) == 0

@@ -95,7 +95,7 @@ def contact_sheet(root: Path, rows: list[dict]) -> bytes | None:
     draw, font = ImageDraw.Draw(sheet), ImageFont.load_default()
     for i, (r, shots) in enumerate(entries):
         top = PAD + i * row_h
-        draw.text((PAD, top + 4), _fit(r["name"], 30), fill=(240, 240, 240), font=font)
+        draw.text((PAD, top + 4), fit_image(r["name"], 30), fill=(240, 240, 240), font=font)
         draw.text((PAD, top + 22), f"{r['status']}, {r['frames']} frames", fill=(170, 170, 170), font=font)
         for j, (index, path) in enumerate(shots):
             left = LABEL_W + j * (THUMB + PAD)
@@ -118,5 +118,5 @@ def _thumb(path: Path) -> Image.Image:
     return tile
 
 
-def _fit(text: str, n: int) -> str:
+def fit_image(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "~"

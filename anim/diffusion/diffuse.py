@@ -62,7 +62,7 @@ class Diffuser:
                  cfg_scale: float, steps: int, sampler: str, seed: int, width: int, height: int,
                  controls: list[ControlInput] | None = None) -> torch.Tensor:
         """(1,3,H,W) float32 in [0,1] on the device; init None -> txt2img, else img2img with strength=denoise."""
-        _check_size(width, height)
+        check_size(width, height)
         if init is not None and denoise <= 0:
             return init
         if cond.shape != uncond.shape:
@@ -115,10 +115,10 @@ class Diffuser:
         if init is None:
             kwargs = {"width": int(width), "height": int(height)}
         else:
-            kwargs = {"image": _fit(init, width, height), "strength": min(float(denoise), 1.0),
+            kwargs = {"image": fit_image(init, width, height), "strength": min(float(denoise), 1.0),
                       "num_inference_steps": effective_steps(steps, float(denoise))}
         if controls:
-            images = [_fit(c.image, width, height) for c in controls]
+            images = [fit_image(c.image, width, height) for c in controls]
             single = len(controls) == 1
             pick = (lambda values: values[0]) if single else (lambda values: values)  # noqa: E731
             kwargs.update({
@@ -130,13 +130,13 @@ class Diffuser:
         return kwargs
 
 
-def _check_size(width: int, height: int) -> None:
+def check_size(width: int, height: int) -> None:
     """SD needs sizes divisible by 8 (the VAE's downsampling)."""
     if int(width) % 8 or int(height) % 8 or width <= 0 or height <= 0:
         raise InputError(f"size {width}x{height}: width and height must be positive multiples of 8")
 
 
-def _fit(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
+def fit_image(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
     """An image tensor (1,3,H,W) in [0,1] resized to the render size when it differs."""
     if image.ndim != 4 or image.shape[1] != 3:
         raise InputError(f"image tensor has shape {tuple(image.shape)}; expected (1, 3, H, W)")

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from anim.diffusion.diffuse import ControlInput, _check_size, _fit, effective_steps
+from anim.diffusion.diffuse import ControlInput, check_size, effective_steps, fit_image
 from anim.diffusion.lockstep_control import (
     check_controls,
     prepare_units,
@@ -149,7 +149,7 @@ class LockstepDiffuser:
             if not lockstep_compatible(first, it):
                 raise ValueError(f"lockstep items must share width/height: {first.width}x{first.height} "
                                  f"vs {it.width}x{it.height}")
-            _check_size(it.width, it.height)
+            check_size(it.width, it.height)
             if it.cond.shape != it.uncond.shape:
                 raise ModelError(f"cond {tuple(it.cond.shape)} and uncond {tuple(it.uncond.shape)} differ; "
                                  "build them with PromptEncoder.pair")
@@ -202,7 +202,7 @@ class LockstepDiffuser:
         from diffusers.utils.torch_utils import randn_tensor
 
         vae = self.models.vae
-        image = 2.0 * _fit(item.init, item.width, item.height) - 1.0  # [0,1] -> [-1,1]
+        image = 2.0 * fit_image(item.init, item.width, item.height) - 1.0  # [0,1] -> [-1,1]
         image = image.to(device=self.models.device, dtype=dtype)
         latents = vae.encode(image).latent_dist.sample(generator) * vae.config.scaling_factor
         noise = randn_tensor(latents.shape, generator=generator, device=self.models.device, dtype=dtype)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from anim.diffusion.diffuse import ControlInput, _fit
+from anim.diffusion.diffuse import ControlInput, fit_image
 from anim.errors import ModelError
 
 Residuals = tuple[list[torch.Tensor], torch.Tensor]  # (down block residuals, mid block residual)
@@ -71,7 +71,7 @@ def prepare_units(controls: list[ControlInput] | None, *, width: int, height: in
     processor = VaeImageProcessor(vae_scale_factor=vae_scale_factor, do_convert_rgb=True, do_normalize=False)
     units = []
     for unit in controls or []:
-        image = processor.preprocess(_fit(unit.image, width, height), height=int(height), width=int(width))
+        image = processor.preprocess(fit_image(unit.image, width, height), height=int(height), width=int(width))
         image = image.to(dtype=torch.float32).to(device=device, dtype=unit.model.dtype)
         if cfg:
             image = torch.cat([image] * 2)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from anim.diffusion.conditioning import PromptEncoder
-from anim.diffusion.diffuse import _check_size, _fit, effective_steps
+from anim.diffusion.diffuse import check_size, effective_steps, fit_image
 from anim.diffusion.samplers import make_scheduler, seed_scheduler
 from anim.errors import ModelError
 
@@ -96,7 +96,7 @@ class SDXLDiffuser:
                  cfg_scale: float, steps: int, sampler: str, seed: int, width: int, height: int,
                  controls: list | None = None) -> torch.Tensor:
         """(1,3,H,W) float32 in [0,1] on the device; init None -> txt2img, else img2img at strength=denoise."""
-        _check_size(width, height)
+        check_size(width, height)
         if controls:
             raise ModelError("ControlNet units with SDXL models are not supported yet; remove `controlnet:` "
                              "or use an SD1.5 model")
@@ -114,7 +114,7 @@ class SDXLDiffuser:
         if init is None:
             kwargs.update(width=int(width), height=int(height))
         else:
-            kwargs.update(image=_fit(init, width, height), strength=min(float(denoise), 1.0),
+            kwargs.update(image=fit_image(init, width, height), strength=min(float(denoise), 1.0),
                           num_inference_steps=effective_steps(steps, float(denoise)))
         with torch.inference_mode(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Should have ta>=t0")

@@ -50,7 +50,7 @@ def tiny_depth_dir(cache_dir: Path | None = None) -> Path:
     return build_once(root / TINY_DEPTH_VERSION, _write_tiny_depth)
 
 
-def _is_metric(config) -> bool:
+def is_metric_depth(config) -> bool:
     """Whether a checkpoint predicts depth (True) or relative disparity (False)."""
     if getattr(config, "depth_estimation_type", None) == "metric":
         return True
@@ -80,7 +80,7 @@ def _load_transformers(source: str, device: torch.device, dtype: torch.dtype) ->
     if device.type == "cpu":
         own_memory(model)
     return DepthModel(name=source, model=model, processor=processor, device=device, dtype=dtype,
-                      metric=_is_metric(model.config))
+                      metric=is_metric_depth(model.config))
 
 
 def load_depth_model(spec: str, *, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,

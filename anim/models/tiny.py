@@ -56,7 +56,7 @@ TINY_TEXT2 = {**TINY_TEXT, "hidden_size": TEXT2_DIM, "intermediate_size": 96, "p
               "hidden_act": "gelu"}
 
 
-def _tiny_modules() -> tuple:
+def tiny_modules() -> tuple:
     """Build (unet, vae, text_encoder, controlnet) from TINY_SEED without touching global RNG state."""
     from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
@@ -83,7 +83,7 @@ def _wake_zero_convs(controlnet) -> None:
 def _write_tiny(dst: Path) -> None:
     """Save the tiny pipeline folder (weights as safetensors, configs, tokenizer) into `dst`."""
     quiet_progress()
-    unet, vae, text_encoder, _ = _tiny_modules()
+    unet, vae, text_encoder, _ = tiny_modules()
     unet.save_pretrained(dst / "unet", safe_serialization=True)
     vae.save_pretrained(dst / "vae", safe_serialization=True)
     text_encoder.save_pretrained(dst / "text_encoder", safe_serialization=True)
@@ -95,7 +95,7 @@ def _write_tiny(dst: Path) -> None:
 def _write_tiny_controlnet(dst: Path) -> None:
     """Save the tiny ControlNet (matching the tiny UNet) into `dst`."""
     quiet_progress()
-    *_, controlnet = _tiny_modules()
+    *_, controlnet = tiny_modules()
     controlnet.save_pretrained(dst, safe_serialization=True)
 
 

@@ -9,7 +9,7 @@ import torch
 
 from anim.models import SDModels, load_models, resolve_device, resolve_dtype
 from anim.models.configs import build_once
-from anim.models.tiny import _tiny_modules, tiny_controlnet_dir, tiny_model_dir
+from anim.models.tiny import tiny_controlnet_dir, tiny_model_dir, tiny_modules
 
 
 def _file_hashes(folder):
@@ -31,7 +31,7 @@ def test_tiny_build_leaves_global_rng_alone():
     torch.manual_seed(5)
     expected = torch.rand(3)
     torch.manual_seed(5)
-    _tiny_modules()
+    tiny_modules()
     assert torch.equal(torch.rand(3), expected)
 
 
@@ -57,7 +57,7 @@ def test_load_tiny_round_trip(tiny_models, tiny_dir):
     assert m.scheduler_config["beta_end"] == 0.012
     assert m.vae.config.scaling_factor == 0.18215
     assert 2 ** (len(m.vae.config.block_out_channels) - 1) == 8  # SD's 8x latent downsampling
-    built = _tiny_modules()[0].state_dict()
+    built = tiny_modules()[0].state_dict()
     for key, value in m.unet.state_dict().items():
         assert torch.equal(value, built[key]), key
 

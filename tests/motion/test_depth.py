@@ -10,7 +10,7 @@ import torch
 
 from anim.errors import ModelError
 from anim.models import load_depth_model
-from anim.models.depth import _is_metric, tiny_depth_dir
+from anim.models.depth import is_metric_depth, tiny_depth_dir
 from anim.motion.depth import (
     depth_to_png_levels,
     disparity_to_depth,
@@ -61,9 +61,9 @@ def test_processor_input_size(size, target, keep, multiple, expected):
 
 
 def test_metric_models_are_recognised():
-    assert _is_metric(SimpleNamespace(model_type="zoedepth"))
-    assert _is_metric(SimpleNamespace(model_type="depth_anything", depth_estimation_type="metric"))
-    assert not _is_metric(SimpleNamespace(model_type="dpt"))
+    assert is_metric_depth(SimpleNamespace(model_type="zoedepth"))
+    assert is_metric_depth(SimpleNamespace(model_type="depth_anything", depth_estimation_type="metric"))
+    assert not is_metric_depth(SimpleNamespace(model_type="dpt"))
 
 
 # ---- models -----------------------------------------------------------------------------------

@@ -13,25 +13,18 @@ BASE = {"denoise": 0.6, "cfg_scale": 7.0, "steps": 3, "sampler": "euler_a", "see
 
 
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("anim-cache")
+def models(tiny_models):
+    return tiny_models  # the shared tiny model (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
-def models(cache_dir):
-    from anim.models import load_models
-
-    return load_models("tiny", device="cpu", cache_dir=cache_dir)
-
-
-@pytest.fixture(scope="module")
-def nets(cache_dir):
+def nets(anim_cache):
     """Two ControlNet objects with the same tiny weights (distinct by identity, as two units' models)."""
     from diffusers import ControlNetModel
 
     from anim.models.tiny import tiny_controlnet_dir
 
-    return [ControlNetModel.from_pretrained(tiny_controlnet_dir(cache_dir)).eval() for _ in range(2)]
+    return [ControlNetModel.from_pretrained(tiny_controlnet_dir(anim_cache)).eval() for _ in range(2)]
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +171,7 @@ def test_bench_small_runs(tmp_path):
     from pathlib import Path
 
     spec = importlib.util.spec_from_file_location(
-        "bench_lockstep", Path(__file__).resolve().parent.parent / "bench" / "lockstep.py")
+        "bench_lockstep", Path(__file__).resolve().parents[2] / "bench" / "lockstep.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     result = bench.main(["--size", "small", "--ks", "1,2", "--calls", "1", "--warmup", "0",

@@ -13,7 +13,7 @@ from anim.media.video import encode_video, make_test_audio, probe_video
 
 pytest.importorskip("mediapipe", reason="pose_offline needs the [pose] extra (installed by `make install`)")
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 N, SIZE, FPS = 8, 256, 8
 
 

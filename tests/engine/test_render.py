@@ -16,7 +16,7 @@ from PIL import Image
 
 from anim.media.png import read_png_metadata
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "presets" / "smoke.yaml"
 # A short render for the resume tests: 6 frames at 128x128, 3 steps, everything in the loop switched on.
 SMALL = ["max_frames=6", "width=128", "height=128", "steps=3", "unsharp_amount=0.3", "contrast=1.01"]

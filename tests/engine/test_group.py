@@ -223,3 +223,16 @@ def test_controlnet_member_alone_equals_solo_and_groups_with_others(tmp_path, ca
     assert render_group(pair, cache=cache) == [None, None]
     first = read_png_u8(pair[0].frame_path(0)).astype(int)
     assert np.abs(first - read_png_u8(alone.frame_path(0)).astype(int)).mean() < 0.01
+
+
+def test_a_group_builds_its_models_once(tmp_path, monkeypatch):
+    """Issue H defect: the group and its members must hit the same cache entry (one device resolver), so a
+    group of two loads its models once (before: the group asked with "cpu", each member with "auto")."""
+    import anim.engine.cache
+
+    loads = []
+    real = anim.engine.cache.load_models
+    monkeypatch.setattr(anim.engine.cache, "load_models", lambda *a, **k: loads.append(a) or real(*a, **k))
+    runs = _runs(tmp_path, "once", {"a": {"max_frames": 2, "device": "auto"}, "b": {"max_frames": 2, "seed": 5}})
+    assert render_group(runs, cache=ModelCache()) == [None, None]
+    assert len(loads) == 1

@@ -167,7 +167,7 @@ def test_frame_range():
 def test_every_example_preset_validates():
     from pathlib import Path
 
-    presets = sorted(Path(__file__).resolve().parent.parent.joinpath("presets").glob("*.yaml"))
+    presets = sorted(Path(__file__).resolve().parents[2].joinpath("presets").glob("*.yaml"))
     assert len(presets) >= 4
     for path in presets:
         table = build_table(load_preset(path))

@@ -15,7 +15,7 @@ from anim.keyframes import parse_schedule
 from anim.media.images import make_test_card
 from anim.media.png import read_png_u8
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 W, H, N = 160, 96, 8
 MOTION = {"angle": "0:(2)", "zoom": "0:(1.03)", "translation_x": "0:(1.5*t)", "translation_y": "0:(-2)",
           "transform_center_x": "0:(0.4)", "transform_center_y": "0:(0.6)"}

@@ -9,7 +9,7 @@ from anim.errors import InputError
 from anim.media.png import read_png_u8
 from anim.media.stream import StreamEncoder
 from anim.media.video import encode_video, make_test_audio
-from tests.video.test_video import leftovers, write_frames
+from tests.media.test_video import leftovers, write_frames
 
 
 def _encoder(tmp_path, frames, delivered, **kwargs):

@@ -15,7 +15,7 @@ from PIL import Image
 from anim.cli import main
 from anim.media.png import read_png_u8
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SMOKE = str(ROOT / "presets" / "smoke.yaml")
 SMALL = ["width=64", "height=64", "steps=2"]
 

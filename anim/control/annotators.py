@@ -193,7 +193,7 @@ def _hub_cache_folder(repo_id: str, files: tuple[str, ...]) -> tuple[Path, list[
     """(snapshot folder, missing files) of a hub repo in the local cache; all files must share one snapshot."""
     from huggingface_hub import try_to_load_from_cache
 
-    from anim.models import HUB_ID
+    from anim.models.load import HUB_ID
 
     if not HUB_ID.match(repo_id):
         return Path(repo_id), list(files)

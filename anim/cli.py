@@ -47,9 +47,19 @@ def main(argv: list[str] | None = None) -> int:
     except AnimError as exc:
         print(f"anim: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # disk full, read-only folder, a path that is a file: one line naming the path
+        print(f"anim: error: {os_error_line(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("anim: interrupted; resume with --resume RUN_DIR", file=sys.stderr)
         return 130
+
+
+def os_error_line(exc: OSError) -> str:
+    """`path: reason` for an OSError (disk full, permission, read-only file system, ...)."""
+    path = exc.filename or ""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return f"{path}: {reason}" if path else reason
 
 
 def render_main(argv: list[str]) -> int:

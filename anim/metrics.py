@@ -145,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     warp.add_argument("video", help="video file to score")
     warp.add_argument("--source", help="source video (flow and occlusion are computed on it)")
     warp.add_argument("--csv", help="write per-frame errors to this CSV (frame,warp_error)")
+    warp.add_argument("--allow-pickle", action="store_true",
+                      help="let --method raft read torchvision's RAFT checkpoint (a .pth pickle, weights_only)")
     warp.add_argument("--method", default="dis", help="flow method: dis (default), farneback, raft")
     warp.add_argument("--flow-max-side", type=int, default=FLOW_MAX_SIDE,
                       help=f"longer side of the frames used for flow (default {FLOW_MAX_SIDE}; 0 = full size)")
@@ -154,6 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (0, or 2 for an error the user can fix)."""
     args = build_parser().parse_args(argv)
+    if args.method.startswith("raft") and not args.allow_pickle:
+        print(f"error: --method {args.method} reads torchvision's RAFT checkpoint, a .pth pickle; add --allow-pickle "
+              "to load it (with torch's weights_only loader) or use dis", file=sys.stderr)
+        return 2
     # The per-pair tensor ops are small: one intra-op thread costs ~1 ms a pair and avoids the
     # OpenMP stalls (10x and worse) that two threads suffer when the CPU is shared.
     threads = torch.get_num_threads()
@@ -166,6 +172,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_csv(Path(args.csv), per_frame)
     except AnimError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     finally:
         torch.set_num_threads(threads)

@@ -10,7 +10,7 @@ from anim.keyframes import FrameTable, resolve_prompts, resolve_seeds
 from anim.preset import LoadedPreset, Preset
 from anim.preset import load_preset as load_preset_file
 from anim.preset import validate_preset as validate_preset_data
-from anim.preset.schedules import parse_spec, schedule_specs, strip_name
+from anim.preset.schedules import column_range, parse_spec, schedule_specs, strip_name
 
 
 def input_video_info(preset: Preset) -> tuple[int, float | None]:
@@ -35,6 +35,18 @@ def validate_preset(data: dict, source: str, lines: dict, overrides: dict | None
     return validate_preset_data(data, source, lines, overrides, video_info=input_video_info)
 
 
+def _check_range(loaded: LoadedPreset, path: tuple[str, ...], column: str, values: np.ndarray) -> None:
+    """Refuse a schedule whose value leaves its valid range on some frame (never clamp it silently)."""
+    bounds = column_range(column)
+    if bounds is None:
+        return
+    low, high = bounds
+    bad = np.flatnonzero((values < low) | (values > high) | ~np.isfinite(values))
+    if bad.size:
+        frame = int(bad[0])
+        raise loaded.error(path, f"is {values[frame]:.6g} at frame {frame}; valid values are {low:g} to {high:g}")
+
+
 def _typed(values: np.ndarray, kind: str) -> np.ndarray:
     """Cast a float column to its kind: ints truncate toward zero (Deforum), kernels odd and >= 1."""
     if kind == "int":
@@ -53,9 +65,11 @@ def build_table(loaded: LoadedPreset) -> FrameTable:
     for path, column, kind, spec in schedule_specs(preset):
         schedule = parse_spec(loaded, path, spec)
         try:
-            columns[column] = _typed(schedule.evaluate(n, seed), kind)
+            values = schedule.evaluate(n, seed)
         except ScheduleError as exc:
             raise loaded.error(path, strip_name(str(exc), path)) from None
+        _check_range(loaded, path, column, values)
+        columns[column] = _typed(values, kind)
     try:
         columns["seed"] = resolve_seeds(
             preset.seed_behavior, seed, n, schedule=preset.seed_schedule, iter_n=preset.seed_iter_n

@@ -1,16 +1,21 @@
 """The run folder contract: where a render lives, what it was made from, and whether it may resume."""
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from anim.errors import PresetError
 from anim.keyframes import FrameTable
 from anim.media.files import atomic_write_text
-from anim.media.png import is_complete_png
+from anim.media.png import is_complete_png, read_png_metadata
 from anim.plan import build_table, load_preset, validate_preset
 from anim.preset import (
     LoadedPreset,
@@ -25,6 +30,30 @@ from anim.preset.yamlio import load_with_lines
 RESOLVED = "preset.resolved.yaml"
 STATE = "state.json"
 GROUP = "lockstep.json"  # the lockstep group a batch rendered this run in (anim.engine.group)
+LOCK = ".lock"  # held (POSIX record lock) by the one process using the folder; the kernel drops it on any exit
+
+
+class StateFile(BaseModel):
+    """What state.json may hold (anim.engine.state writes it): checked like a preset before any use."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    version: int = 1
+    mode: Literal["render", "preview"] = "render"
+    frames_hash: Optional[str] = None
+    last_frame: int = Field(-1, ge=-1)
+    next_frame: int = Field(0, ge=0)
+    max_frames: Optional[int] = Field(None, ge=1)
+    color_reference: Optional[str] = None
+    rng: Optional[dict] = None
+    torch_threads: Optional[int] = Field(None, ge=1, le=4096)
+
+    @field_validator("color_reference")
+    @classmethod
+    def _a_frame_of_this_run(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"frames/\d{6}\.png", value):
+            raise ValueError("must name a frame of this run, like frames/000000.png")
+        return value
 
 
 @dataclass
@@ -36,6 +65,13 @@ class Run:
     table: FrameTable
     resumed: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    lock: Any = field(default=None, repr=False)  # the open lock file (see lock_run_dir)
+
+    def close(self) -> None:
+        """Release the run folder for other processes (also happens when this process exits)."""
+        if self.lock is not None:
+            self.lock.close()
+            self.lock = None
 
     @property
     def preset(self) -> Preset:
@@ -72,14 +108,19 @@ class Run:
             return sum(1 for _ in handle) == n_rows + 1
 
     def read_state(self) -> dict | None:
-        """state.json, or None when the run has not finished a frame yet."""
+        """state.json, validated (StateFile), or None when the run has not finished a frame yet."""
         path = self.dir / STATE
         if not path.exists():
             return None
+        way_out = "delete it to resume from the frames on disk"
         try:
-            return json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise PresetError(f"{path}: unreadable resume state ({exc}); delete it to start over") from None
+            return StateFile.model_validate(json.loads(path.read_text(encoding="utf-8"))).model_dump()
+        except (OSError, ValueError) as exc:
+            if isinstance(exc, ValidationError):
+                first = exc.errors()[0]
+                where = ".".join(str(part) for part in first["loc"]) or "(top)"
+                raise PresetError(f"{path}: {where}: {first['msg']} (got {first.get('input')!r:.40}); {way_out}") from None
+            raise PresetError(f"{path}: unreadable resume state ({exc}); {way_out}") from None
 
 
 def default_run_dir(preset_path: str | Path) -> Path:
@@ -96,25 +137,85 @@ def load_stored(run_dir: Path) -> LoadedPreset:
     return validate_preset(data, str(path), lines)
 
 
+def lock_run_dir(run_dir: Path):
+    """Take the run folder for this process: an open file holding a POSIX lock on `run_dir/.lock`, or a
+    PresetError naming the process that has it. A process never conflicts with itself (a lockstep group's
+    members and tests reopen their runs); a killed process leaves nothing stuck (the kernel releases it)."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise PresetError(f"--out {run_dir}: is a file, not a run folder; give a folder path")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(run_dir / LOCK, "a+", encoding="utf-8")  # noqa: SIM115 - kept open while the run is used
+    try:
+        fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "?"
+        handle.close()
+        raise PresetError(f"{run_dir}: another render (pid {holder}) is using this run folder; wait for it to "
+                          "finish or give another --out") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
 def open_run(preset_path: str | None, overrides: list[str], *, out: Path | None = None,
              resume: Path | None = None, force: bool = False) -> Run:
-    """Load the preset and pick the run folder; an existing folder resumes only if the frames would match."""
+    """Load the preset, take the run folder (one process at a time) and check that an existing folder's
+    frames would match: by its preset.resolved.yaml, else by state.json and the frames' own metadata."""
     run_dir = resume or out
-    stored = load_stored(run_dir) if run_dir is not None and (run_dir / RESOLVED).exists() else None
-    if resume is not None and stored is None:
+    if resume is not None and not (resume / RESOLVED).exists():
         raise PresetError(f"--resume {resume}: not a run folder (no {RESOLVED})")
-    if preset_path is not None:
-        loaded = load_preset(preset_path, overrides)
-    elif stored is not None:
-        loaded = _stored_with_overrides(stored, overrides)
-    else:  # pragma: no cover - the CLI checks this first
+    if preset_path is None and resume is None:  # pragma: no cover - the CLI checks this first
         raise PresetError("no preset given")
-    if stored is not None:
-        if loaded.seed_was_random:  # seed: -1 means "the seed this run already picked"
-            loaded.preset.seed = stored.preset.seed
-        _check_same_frames(stored, loaded, run_dir, force)
-    run_dir = run_dir or default_run_dir(preset_path)
-    return Run(dir=Path(run_dir), loaded=loaded, table=build_table(loaded), resumed=stored is not None)
+    loaded = load_preset(preset_path, overrides) if preset_path is not None else None
+    run_dir = Path(run_dir or default_run_dir(preset_path))
+    lock = lock_run_dir(run_dir)
+    try:
+        stored = load_stored(run_dir) if (run_dir / RESOLVED).exists() else None
+        if loaded is None:
+            loaded = _stored_with_overrides(stored, overrides)
+        if stored is not None:
+            if loaded.seed_was_random:  # seed: -1 means "the seed this run already picked"
+                loaded.preset.seed = stored.preset.seed
+            _check_same_frames(stored, loaded, run_dir, force)
+        table = build_table(loaded)
+        if stored is None and not force:
+            _check_orphan_frames(run_dir, loaded, table)
+    except BaseException:
+        lock.close()
+        raise
+    return Run(dir=run_dir, loaded=loaded, table=table, resumed=stored is not None, lock=lock)
+
+
+def _check_orphan_frames(run_dir: Path, loaded: LoadedPreset, table: FrameTable) -> None:
+    """A folder that lost its preset.resolved.yaml but holds frames: its state.json's frames hash, else the
+    first frame's own row (in its PNG) must match the new preset, or the run is refused."""
+    try:
+        state = json.loads((run_dir / STATE).read_text())
+    except (OSError, ValueError):
+        state = None
+    recorded = state.get("frames_hash") if isinstance(state, dict) else None
+    if recorded is not None and recorded != frames_hash(loaded.preset):
+        raise PresetError(f"{run_dir}: holds frames of another preset (state.json records frames hash {recorded}); "
+                          "use --force to continue with the new values, or a new --out folder")
+    frames = sorted((run_dir / "frames").glob("[0-9]*.png")) if (run_dir / "frames").is_dir() else []
+    for path in frames:
+        if path.stem.isdigit() and is_complete_png(path) and int(path.stem) < len(table):
+            try:
+                _, row = read_png_metadata(path)
+            except (OSError, ValueError):
+                continue
+            if row and row != _jsonable(table.row(int(path.stem))):
+                raise PresetError(f"{run_dir}: {path.name} was made with other values than this preset gives; "
+                                  "use --force to continue with the new values, or a new --out folder")
+            return
+
+
+def _jsonable(row: dict) -> dict:
+    """A frame row as its PNG stores it (through JSON)."""
+    return json.loads(json.dumps(row, ensure_ascii=False))
 
 
 def _stored_with_overrides(stored: LoadedPreset, overrides: list[str]) -> LoadedPreset:
@@ -129,7 +230,12 @@ def _stored_with_overrides(stored: LoadedPreset, overrides: list[str]) -> Loaded
 
 
 def _check_same_frames(stored: LoadedPreset, loaded: LoadedPreset, run_dir: Path, force: bool) -> None:
-    """Refuse to mix frames of two different presets in one folder, unless --force."""
+    """Refuse to mix frames of two different presets in one folder, unless --force (never across sizes)."""
+    old_size, new_size = (stored.preset.width, stored.preset.height), (loaded.preset.width, loaded.preset.height)
+    if old_size != new_size:
+        raise PresetError(f"{run_dir}: its frames are {old_size[0]}x{old_size[1]}, the preset now says "
+                          f"{new_size[0]}x{new_size[1]}; one video cannot hold both (not even with --force): "
+                          "use a new --out folder")
     if frames_hash(stored.preset) == frames_hash(loaded.preset) or force:
         return
     keys = [k for k in changed_keys(resolved_dict(stored.preset), resolved_dict(loaded.preset))

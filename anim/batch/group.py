@@ -193,5 +193,6 @@ def _record(pairs: list[tuple[Member, dict | None]], opts: Options) -> list[dict
         if row is not None:
             opts.session.write_result(m.job.name, row)
             rows.append(row)
+        m.run.close()
         m.claim.release()
     return rows

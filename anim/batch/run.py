@@ -123,7 +123,10 @@ def _claimed(job: Job, opts: Options, claim: Claim, worker: str, proc: WorkerPro
     if isinstance(prepared, dict):
         return prepared
     run, attempts = prepared
-    return render_with_retries(job, run, opts, claim, worker, len(complete_frames(run)), attempts, proc)
+    try:
+        return render_with_retries(job, run, opts, claim, worker, len(complete_frames(run)), attempts, proc)
+    finally:
+        run.close()
 
 
 def prepare(job: Job, opts: Options, claim: Claim, worker: str, *, skip_finished: bool = True):
@@ -143,10 +146,12 @@ def prepare(job: Job, opts: Options, claim: Claim, worker: str, *, skip_finished
         return result(job, "failed", error=one_line(exc), worker=worker)
     done = complete_frames(run)
     if skip_finished and is_finished(run):
+        run.close()
         return result(job, "skipped", frames=len(done), worker=worker)
     need = estimate_bytes(run.preset, run.preset.max_frames - len(done))
     free = opts.free_space(opts.root)
     if need > free:
+        run.close()
         reason = f"not started: needs ~{need / 2**20:.0f} MiB, {free / 2**20:.0f} MiB free on {opts.root}"
         opts.session.drain(f"disk nearly full ({reason})")
         return result(job, "skipped", error=reason, frames=len(done), worker=worker)

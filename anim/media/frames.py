@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from anim.errors import InputError
-from anim.media.images import cover_geometry, cover_resize
+from anim.media.images import cover_geometry, cover_resize, read_rgb
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 RESIZE_MODES = ("crop", "fit", "stretch")
@@ -63,14 +63,8 @@ def resize_frame(image_u8: np.ndarray, width: int, height: int, mode: str) -> np
 
 
 def read_image(path: Path, what: str) -> np.ndarray:
-    """An image file as (H, W, 3) uint8 RGB; InputError naming the file when it cannot be read."""
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB")).copy()
-    except FileNotFoundError:
-        raise InputError(f"{what}: image not found: {path}") from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InputError(f"{what}: cannot read image {path} ({exc}); re-export it as PNG or JPEG") from None
+    """An image file as (H, W, 3) uint8 RGB (anim.media.images.read_rgb: orientation, 16 bit, alpha)."""
+    return read_rgb(path, what)
 
 
 def file_identity(path: Path) -> dict:
@@ -171,8 +165,8 @@ def _common_size(folder: Path, files: list[Path], what: str) -> tuple[int, int]:
     for file in files:
         try:
             with Image.open(file) as image:
-                size = image.size
-        except (UnidentifiedImageError, OSError) as exc:
+                size = image.size[::-1] if image.getexif().get(0x0112, 1) in (5, 6, 7, 8) else image.size  # EXIF turn
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
             raise InputError(f"{what}: cannot read image {file} ({exc}); re-export it or remove it") from None
         if first is None:
             first = (file, size)

@@ -5,23 +5,59 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from anim.errors import InputError
 from anim.media.tensors import from_uint8_hwc
 
+# Transparent pixels are composited on this colour, as A1111 flattens an RGBA init image on its
+# img2img_background_color (white by default).
+ALPHA_BACKGROUND = (255, 255, 255)
+MAX_IMAGE_PIXELS = 16384 * 16384  # larger inputs are refused (decompression bombs), before decoding
 
-def load_image(path: str | Path, width: int, height: int, device: torch.device, what: str) -> torch.Tensor:
-    """An image file, cover-resized and centre-cropped to width x height, as a (1,3,H,W) tensor."""
+
+def read_rgb(path: str | Path, what: str) -> np.ndarray:
+    """An image file as (H, W, 3) uint8 RGB as a viewer shows it: EXIF orientation applied, 16-bit tones
+    scaled (not clipped), alpha composited on ALPHA_BACKGROUND. InputError naming the file otherwise."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{what}: file not found: {path}")
+        raise InputError(f"{what}: image not found: {path}")
     try:
         with Image.open(path) as image:
-            rgb = image.convert("RGB")
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InputError(f"{what}: cannot read image {path}: {exc}") from None
-    return from_uint8_hwc(cover_resize(np.asarray(rgb), width, height), device)
+            width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise InputError(f"{what}: {path} is {width}x{height} pixels; images up to "
+                                 f"{MAX_IMAGE_PIXELS:,} pixels are read (scale it down first)")
+            return to_rgb_u8(ImageOps.exif_transpose(image))
+    except InputError:
+        raise
+    except Image.DecompressionBombError:
+        raise InputError(f"{what}: {path} has more pixels than an input image may ({MAX_IMAGE_PIXELS:,}); "
+                         "scale it down first") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise InputError(f"{what}: cannot read image {path} ({exc}); re-export it as PNG or JPEG") from None
+
+
+def to_rgb_u8(image: Image.Image) -> np.ndarray:
+    """A decoded Pillow image as (H, W, 3) uint8: 16/32-bit grey scaled to 8 bits, alpha flattened."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        levels = np.asarray(image).astype(np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or levels.max(initial=0) > 255 else 255.0
+        grey = np.clip(np.round(levels * (255.0 / top)), 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
+    if image.mode == "F":
+        grey = np.clip(np.round(np.asarray(image, dtype=np.float64)), 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (*ALPHA_BACKGROUND, 255))
+        return np.asarray(Image.alpha_composite(background, rgba).convert("RGB")).copy()
+    return np.asarray(image.convert("RGB")).copy()
+
+
+def load_image(path: str | Path, width: int, height: int, device: torch.device, what: str) -> torch.Tensor:
+    """An image file (see read_rgb), cover-resized and centre-cropped to width x height, as (1,3,H,W)."""
+    return from_uint8_hwc(cover_resize(read_rgb(path, what), width, height), device)
 
 
 def cover_geometry(src_w: int, src_h: int, width: int, height: int) -> tuple[int, int, int, int]:

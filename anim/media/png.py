@@ -1,19 +1,25 @@
 """Frame output: A1111 `parameters` text, PNG + JSON metadata, a background writer, the run log."""
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
+import os
 import queue
+import struct
 import threading
+import zlib
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 from PIL import Image, PngImagePlugin
 
+from anim.errors import InputError
 from anim.media.files import atomic_write_bytes
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_END = b"IEND\xaeB`\x82"  # the last 8 bytes of every complete PNG
 ROW_CHUNK = "anim"  # iTXt key holding the frame's FrameTable row as JSON
 
@@ -60,15 +66,38 @@ def png_bytes(image_u8: np.ndarray, parameters: str, row: dict) -> bytes:
 
 
 def is_complete_png(path: Path) -> bool:
-    """True when `path` is a whole PNG (ends with IEND); a truncated file never counts as done."""
+    """True when `path` is a whole, intact PNG: the signature, then chunks whose CRCs all match, ending with
+    IEND at the end of the file. A truncated or damaged frame never counts as done (resume makes it again)."""
     try:
-        with open(path, "rb") as handle:
-            if handle.read(8) != b"\x89PNG\r\n\x1a\n":
-                return False
-            handle.seek(-len(PNG_END), 2)
-            return handle.read() == PNG_END
+        stat = os.stat(path)
     except OSError:
         return False
+    return _intact_png(str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+
+
+@functools.lru_cache(maxsize=65536)
+def _intact_png(path: str, size: int, mtime_ns: int, inode: int) -> bool:
+    """The chunk walk of is_complete_png, remembered per file version (size, mtime, inode)."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return False
+    if len(data) != size or not data.startswith(PNG_SIGNATURE) or not data.endswith(PNG_END):
+        return False
+    pos = len(PNG_SIGNATURE)
+    while pos + 12 <= len(data):
+        (length,) = struct.unpack(">I", data[pos:pos + 4])
+        end = pos + 12 + length
+        if end > len(data):
+            return False
+        body = data[pos + 4:end - 4]
+        if zlib.crc32(body) != struct.unpack(">I", data[end - 4:end])[0]:
+            return False
+        if body[:4] == b"IEND":
+            return end == len(data)
+        pos = end
+    return False
 
 
 def read_png_metadata(path: Path) -> tuple[str, dict]:
@@ -79,9 +108,12 @@ def read_png_metadata(path: Path) -> tuple[str, dict]:
 
 
 def read_png_u8(path: Path) -> np.ndarray:
-    """A frame PNG as HxWx3 uint8."""
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB")).copy()
+    """A frame PNG as HxWx3 uint8; InputError naming the file when it cannot be decoded."""
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB")).copy()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise InputError(f"{path}: cannot read this frame ({exc}); delete it and resume to make it again") from None
 
 
 class FrameWriter:

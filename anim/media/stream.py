@@ -27,7 +27,8 @@ from anim.media.video import (
     last_meaningful_line,
 )
 
-_STOP = object()
+_STOP = object()  # abort: stop feeding
+_DONE = object()  # the render made its last frame: a frame still awaited will never come
 
 
 class StreamEncoder:
@@ -59,11 +60,16 @@ class StreamEncoder:
         self._thread.start()
 
     def add(self, index: int, image_u8: np.ndarray) -> None:
-        """Frame `index` as its PNG holds it (H, W, 3) uint8; any order, each delivered frame once."""
+        """Frame `index` as its PNG holds it (H, W, 3) uint8; any order, each delivered frame once. Raises the
+        encoder's error as soon as ffmpeg has failed, so the render stops in one line instead of queueing on."""
+        if self._error is not None:
+            raise self._error
         self._inbox.put((int(index), image_u8))
 
     def finish(self) -> Path:
-        """Wait for the last frame and for ffmpeg; rename the video into place and return its path."""
+        """Wait for the last frame and for ffmpeg; rename the video into place and return its path.
+        Never blocks on a frame the render did not deliver: that is an error naming the frame."""
+        self._inbox.put(_DONE)
         self._thread.join()
         self.proc.stdin.close()
         code = self.proc.wait()
@@ -99,6 +105,9 @@ class StreamEncoder:
                         item = self._inbox.get()
                         if item is _STOP:
                             return
+                        if item is _DONE:
+                            raise InputError(f"{self.out_path}: frame {index} never reached the encoder "
+                                             "(was it made by another process?); render again to encode")
                         waiting[item[0]] = item[1]
                     image = waiting.pop(index)
                 else:

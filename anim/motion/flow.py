@@ -11,6 +11,7 @@ Pixel (x, y) is the centre of column x, row y, y pointing down (as in anim.motio
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -203,18 +204,19 @@ def raft_weights_path(method: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
 
 
-_RAFT_CACHE: dict = {}
-
-
 def load_raft(method: str, device: torch.device) -> torch.nn.Module:
     """A torchvision RAFT (``raft`` = ``raft_large``, or ``raft_small``) with weights read from the
-    local torch hub cache; ModelError naming the method and the expected file when absent."""
+    local torch hub cache; ModelError naming the method and the expected file when absent. The checkpoint
+    is a pickle: callers ask the user's allow_pickle first (the preset schema, `metrics --allow-pickle`)."""
+    return _load_raft(method, str(raft_weights_path(method)), str(device))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_raft(method: str, path_text: str, device: str) -> torch.nn.Module:
+    """The RAFT model, loaded once per (method, file, device) in a process."""
     from torchvision.models.optical_flow import raft_large, raft_small
 
-    path = raft_weights_path(method)
-    key = (str(path), str(device))
-    if key in _RAFT_CACHE:
-        return _RAFT_CACHE[key]
+    path = Path(path_text)
     if not path.is_file():
         raise ModelError(f"flow method '{method}' needs its weights at {path} (not downloaded automatically); "
                          "use `dis` or place the torchvision checkpoint there")
@@ -224,9 +226,7 @@ def load_raft(method: str, device: torch.device) -> torch.nn.Module:
         model.load_state_dict(state)
     except Exception as exc:  # a truncated or foreign file
         raise ModelError(f"could not load RAFT weights {path} ({type(exc).__name__}); use `dis`") from None
-    model = model.to(device).eval()
-    _RAFT_CACHE[key] = model
-    return model
+    return model.to(device).eval()
 
 
 def raft_pad(height: int, width: int) -> tuple[int, int, int, int]:

@@ -40,6 +40,24 @@ def load_preset(path: str | Path, overrides: list[str] | tuple[str, ...] = (), *
     return validate_preset(data, str(path), lines, applied, video_info=video_info)
 
 
+def check_text(node: Any, where: LoadedPreset, path: tuple[str, ...] = ()) -> None:
+    """Every text in the preset is valid Unicode (a lone surrogate like "\\ud800" cannot be written to
+    schedule.csv or PNG metadata): PresetError naming the key otherwise."""
+    if isinstance(node, str):
+        try:
+            node.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise where.error(path, f"text holds {node[exc.start:exc.end]!r} at position {exc.start}, which is not a "
+                                    "character (a lone surrogate); remove it") from None
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            check_text(key, where, path)
+            check_text(value, where, path + (str(key),))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            check_text(value, where, path + (str(index),))
+
+
 def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict[tuple[str, ...], str]:
     """Apply `a.b.c=value` overrides in place (values parsed as YAML); returns path -> override text."""
     applied: dict[tuple[str, ...], str] = {}
@@ -82,10 +100,11 @@ def validate_preset(data: dict, source: str, lines: dict, overrides: dict | None
                     video_info: VideoInfo | None = None) -> LoadedPreset:
     """Validate raw preset data; the first problem becomes one PresetError with key path and line."""
     overrides = overrides or {}
+    shell = LoadedPreset.model_construct(preset=None, source=source, lines=lines, overrides=overrides)
+    check_text(data, shell)
     try:
         preset = Preset.model_validate(data)
     except ValidationError as exc:
-        shell = LoadedPreset.model_construct(preset=None, source=source, lines=lines, overrides=overrides)
         raise first_error(exc, shell, Preset) from None
     resolve_input_defaults(preset, video_info)
     seed_was_random = preset.seed == -1

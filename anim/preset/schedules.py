@@ -11,6 +11,26 @@ ScheduleSpec = tuple[tuple[str, ...], str, str, Any]  # (key path, column, kind,
 CONTROL_KEYS = ("weight", "guidance_start", "guidance_end")
 
 
+# Valid values of scheduled columns (inclusive); a frame outside is refused, naming the frame, never clamped.
+# Columns not listed take any finite number.
+COLUMN_RANGES: dict[str, tuple[float, float]] = {
+    "denoise": (0.0, 1.0), "steps": (1, 1000), "cfg_scale": (0.0, 100.0), "noise": (0.0, 1.0),
+    "contrast": (0.0, 10.0), "zoom": (1e-3, 1e3), "fov": (1.0, 179.0), "near": (1e-3, 1e9), "far": (1e-3, 1e9),
+    "unsharp_amount": (0.0, 10.0), "unsharp_kernel": (1, 99), "unsharp_sigma": (0.0, 100.0),
+    "unsharp_threshold": (0.0, 255.0), "video_blend": (0.0, 1.0), "flow_blend": (0.0, 1.0),
+    "guidance_start": (0.0, 1.0), "guidance_end": (0.0, 1.0), "weight": (-10.0, 10.0),
+}
+
+
+def column_range(column: str) -> tuple[float, float] | None:
+    """The valid (low, high) of a schedule.csv column (LoRA / ControlNet columns by their key), or None."""
+    if column in COLUMN_RANGES:
+        return COLUMN_RANGES[column]
+    if column.startswith(("cn", "lora")) and "_" in column:
+        return COLUMN_RANGES.get(column.split("_", 1)[1])
+    return None
+
+
 def lora_column(index: int) -> str:
     """The schedule.csv column of LoRA `index`'s weight."""
     return f"lora{index}_weight"

@@ -168,6 +168,13 @@ class Preset(_Section):
         return value
 
     @model_validator(mode="after")
+    def _raft_is_a_pickle(self) -> "Preset":
+        if self.flow_method.startswith("raft") and not self.allow_pickle:
+            raise ValueError(f"flow_method '{self.flow_method}' reads torchvision's RAFT checkpoint, a .pth pickle; "
+                             "set allow_pickle: true to load it (with torch's weights_only loader) or use dis")
+        return self
+
+    @model_validator(mode="after")
     def _seed_schedule_present(self) -> "Preset":
         if self.seed_behavior == "schedule" and self.seed_schedule is None:
             raise ValueError("seed_behavior 'schedule' needs a seed_schedule")

@@ -31,28 +31,78 @@ PresetLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_RE, list("-
 Path_ = tuple[str, ...]
 
 
+# Bounds checked before anything is expanded: a YAML alias bomb (`&a [*b, *b, ...]` nested) or a huge
+# document becomes one clean error in well under a second, never gigabytes of memory.
+MAX_YAML_BYTES = 4 * 2**20  # a preset with very long prompts is a few KiB
+MAX_YAML_NODES = 100_000  # scalars, lists and mappings, counted with every alias expanded
+
+
 def parse_yaml(text: str, source: str = "<text>") -> Any:
-    """Parse YAML text with the preset loader; a syntax error names the source and line."""
+    """Parse YAML text with the preset loader; a syntax error or an oversized document names the source."""
+    return _load(text, source)[0]
+
+
+def load_with_lines(text: str, source: str) -> tuple[Any, dict[Path_, int]]:
+    """Parse YAML and return (data, {key path: 1-based line}); duplicate keys are an error."""
+    data, root = _load(text, source)
+    lines: dict[Path_, int] = {}
+    if root is not None:
+        _walk(root, (), lines, source)
+    return data, lines
+
+
+def _load(text: str, source: str) -> tuple[Any, yaml.Node | None]:
+    """(data, root node): the document composed once, bounded, then constructed."""
+    if len(text) > MAX_YAML_BYTES:
+        raise PresetError(f"{source}: {len(text) / 2**20:.1f} MiB of YAML; a preset is at most "
+                          f"{MAX_YAML_BYTES // 2**20} MiB")
+    loader = PresetLoader(text)
     try:
-        return yaml.load(text, Loader=PresetLoader)  # noqa: S506 - PresetLoader is a SafeLoader
+        root = loader.get_single_node()
+        if root is None:
+            return None, None
+        expanded_size(root, source)
+        return loader.construct_document(root), root
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else source
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise PresetError(f"{where}: invalid YAML: {problem}") from None
+    except RecursionError:
+        raise PresetError(f"{source}: YAML nested too deeply") from None
+    finally:
+        loader.dispose()
 
 
-def load_with_lines(text: str, source: str) -> tuple[Any, dict[Path_, int]]:
-    """Parse YAML and return (data, {key path: 1-based line}); duplicate keys are an error."""
-    data = parse_yaml(text, source)
-    lines: dict[Path_, int] = {}
-    try:
-        root = yaml.compose(text, Loader=PresetLoader)  # noqa: S506
-    except yaml.YAMLError:  # already reported by parse_yaml
-        root = None
-    if root is not None:
-        _walk(root, (), lines, source)
-    return data, lines
+def expanded_size(root: yaml.Node, source: str, limit: int = MAX_YAML_NODES) -> int:
+    """How many nodes the document holds with every alias expanded (each shared node counted once per use,
+    computed once per node); PresetError past `limit` or for an alias that contains itself."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            raise PresetError(f"{source}:{node.start_mark.line + 1}: a YAML alias that contains itself")
+        active.add(key)
+        children: list = []
+        if isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = node.value
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > limit:
+                raise PresetError(f"{source}: the YAML expands to more than {limit:,} values (aliases of aliases?); "
+                                  "a preset is far smaller")
+        active.discard(key)
+        sizes[key] = total
+        return total
+
+    return size(root)
 
 
 def _walk(node: yaml.Node, path: Path_, lines: dict[Path_, int], source: str) -> None:

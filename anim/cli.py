@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from anim.errors import AnimError
+from anim.errors import AnimError, one_line
 
 USAGE_EXAMPLES = """examples:
   python render.py presets/smoke.yaml
@@ -45,10 +45,10 @@ def main(argv: list[str] | None = None) -> int:
             return batch_main(argv[1:])
         return render_main(argv)
     except AnimError as exc:
-        print(f"anim: error: {exc}", file=sys.stderr)
+        print(f"anim: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:  # disk full, read-only folder, a path that is a file: one line naming the path
-        print(f"anim: error: {os_error_line(exc)}", file=sys.stderr)
+        print(f"anim: error: {one_line(os_error_line(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("anim: interrupted; resume with --resume RUN_DIR", file=sys.stderr)
@@ -79,14 +79,17 @@ def render_main(argv: list[str]) -> int:
     if not args.preset and not args.resume:
         raise PresetError("no preset given: python render.py PRESET.yaml (or --resume RUN_DIR)")
     run = open_run(args.preset, args.overrides, out=args.out, resume=args.resume, force=args.force)
-    if args.dry_run:
-        return dry_run(run, args.frames)
-    from anim.engine import (
-        render_run,  # imports torch and diffusers: only when frames are made
-    )
+    try:
+        if args.dry_run:
+            return dry_run(run, args.frames)
+        from anim.engine import (
+            render_run,  # imports torch and diffusers: only when frames are made
+        )
 
-    print(render_run(run, frames=args.frames, preview=args.preview, quiet=args.quiet).summary())
-    return 0
+        print(render_run(run, frames=args.frames, preview=args.preview, quiet=args.quiet).summary())
+        return 0
+    finally:
+        run.close()
 
 
 def dry_run(run, frames_text: str | None) -> int:

@@ -19,3 +19,8 @@ class InputError(AnimError):
 
 class ModelError(AnimError):
     """A model that cannot be found, read or trusted: names the source and the way out."""
+
+
+def one_line(text: str) -> str:
+    """`text` on one line: control characters a user's input may carry (a newline in a key) shown escaped."""
+    return "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in str(text).strip())

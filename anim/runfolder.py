@@ -1,6 +1,7 @@
 """The run folder contract: where a render lives, what it was made from, and whether it may resume."""
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -65,12 +66,12 @@ class Run:
     table: FrameTable
     resumed: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
-    lock: Any = field(default=None, repr=False)  # the open lock file (see lock_run_dir)
+    lock: Any = field(default=None, repr=False)  # this process's RunLock on the folder
 
     def close(self) -> None:
         """Release the run folder for other processes (also happens when this process exits)."""
         if self.lock is not None:
-            self.lock.close()
+            self.lock.release()
             self.lock = None
 
     @property
@@ -137,27 +138,52 @@ def load_stored(run_dir: Path) -> LoadedPreset:
     return validate_preset(data, str(path), lines)
 
 
-def lock_run_dir(run_dir: Path):
-    """Take the run folder for this process: an open file holding a POSIX lock on `run_dir/.lock`, or a
-    PresetError naming the process that has it. A process never conflicts with itself (a lockstep group's
-    members and tests reopen their runs); a killed process leaves nothing stuck (the kernel releases it)."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise PresetError(f"--out {run_dir}: is a file, not a run folder; give a folder path")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    handle = open(run_dir / LOCK, "a+", encoding="utf-8")  # noqa: SIM115 - kept open while the run is used
-    try:
-        fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+class RunLock:
+    """This process's hold on a run folder: a POSIX lock on `run_dir/.lock`. A process never conflicts with
+    itself (a lockstep group's members and tests reopen their runs); a killed process leaves nothing stuck
+    (the kernel drops the lock). Released, the lock file is removed, and so is a folder that held nothing else."""
+
+    def __init__(self, run_dir: Path) -> None:
+        if run_dir.exists() and not run_dir.is_dir():
+            raise PresetError(f"--out {run_dir}: is a file, not a run folder; give a folder path")
+        self.path, self.created = run_dir / LOCK, not run_dir.exists()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        while True:
+            handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - kept open while the run is used
+            try:
+                fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.seek(0)
+                holder = handle.read().strip() or "?"
+                handle.close()
+                raise PresetError(f"{run_dir}: another render (pid {holder}) is using this run folder; wait for it "
+                                  "to finish or give another --out") from None
+            if _same_file(handle, self.path):  # not a lock file its last holder removed as we opened it
+                break
+            handle.close()
         handle.seek(0)
-        holder = handle.read().strip() or "?"
-        handle.close()
-        raise PresetError(f"{run_dir}: another render (pid {holder}) is using this run folder; wait for it to "
-                          "finish or give another --out") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(str(os.getpid()))
-    handle.flush()
-    return handle
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self.handle = handle
+
+    def release(self) -> None:
+        """Give the folder back (remove the lock file, and the folder when this run left nothing in it)."""
+        if self.handle is None:
+            return
+        self.path.unlink(missing_ok=True)
+        self.handle.close()
+        self.handle = None
+        if self.created:
+            with contextlib.suppress(OSError):
+                self.path.parent.rmdir()  # only when empty
+
+
+def _same_file(handle, path: Path) -> bool:
+    try:
+        return os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino
+    except OSError:
+        return False
 
 
 def open_run(preset_path: str | None, overrides: list[str], *, out: Path | None = None,
@@ -171,7 +197,7 @@ def open_run(preset_path: str | None, overrides: list[str], *, out: Path | None 
         raise PresetError("no preset given")
     loaded = load_preset(preset_path, overrides) if preset_path is not None else None
     run_dir = Path(run_dir or default_run_dir(preset_path))
-    lock = lock_run_dir(run_dir)
+    lock = RunLock(run_dir)
     try:
         stored = load_stored(run_dir) if (run_dir / RESOLVED).exists() else None
         if loaded is None:
@@ -181,25 +207,32 @@ def open_run(preset_path: str | None, overrides: list[str], *, out: Path | None 
                 loaded.preset.seed = stored.preset.seed
             _check_same_frames(stored, loaded, run_dir, force)
         table = build_table(loaded)
-        if stored is None and not force:
-            _check_orphan_frames(run_dir, loaded, table)
+        if not force:
+            _check_recorded_hash(run_dir, loaded)
+            if stored is None:
+                _check_orphan_frames(run_dir, table)
     except BaseException:
-        lock.close()
+        lock.release()
         raise
     return Run(dir=run_dir, loaded=loaded, table=table, resumed=stored is not None, lock=lock)
 
 
-def _check_orphan_frames(run_dir: Path, loaded: LoadedPreset, table: FrameTable) -> None:
-    """A folder that lost its preset.resolved.yaml but holds frames: its state.json's frames hash, else the
-    first frame's own row (in its PNG) must match the new preset, or the run is refused."""
+def _check_recorded_hash(run_dir: Path, loaded: LoadedPreset) -> None:
+    """The frames on disk were made from the preset state.json records (by its frames hash): a new preset, or a
+    damaged preset.resolved.yaml, must not continue them. An unreadable state.json is reported by the engine."""
     try:
         state = json.loads((run_dir / STATE).read_text())
     except (OSError, ValueError):
-        state = None
+        return
     recorded = state.get("frames_hash") if isinstance(state, dict) else None
-    if recorded is not None and recorded != frames_hash(loaded.preset):
+    if isinstance(recorded, str) and recorded != frames_hash(loaded.preset):
         raise PresetError(f"{run_dir}: holds frames of another preset (state.json records frames hash {recorded}); "
-                          "use --force to continue with the new values, or a new --out folder")
+                          "use --force to continue with these values, or a new --out folder")
+
+
+def _check_orphan_frames(run_dir: Path, table: FrameTable) -> None:
+    """A folder that lost its preset.resolved.yaml but holds frames: the first frame's own row (in its PNG)
+    must be what this preset gives for it, or the run is refused."""
     frames = sorted((run_dir / "frames").glob("[0-9]*.png")) if (run_dir / "frames").is_dir() else []
     for path in frames:
         if path.stem.isdigit() and is_complete_png(path) and int(path.stem) < len(table):

@@ -56,8 +56,9 @@ def _load(text: str, source: str) -> tuple[Any, yaml.Node | None]:
     if len(text) > MAX_YAML_BYTES:
         raise PresetError(f"{source}: {len(text) / 2**20:.1f} MiB of YAML; a preset is at most "
                           f"{MAX_YAML_BYTES // 2**20} MiB")
-    loader = PresetLoader(text)
+    loader = None
     try:
+        loader = PresetLoader(text)  # the reader refuses control characters here already
         root = loader.get_single_node()
         if root is None:
             return None, None
@@ -66,12 +67,13 @@ def _load(text: str, source: str) -> tuple[Any, yaml.Node | None]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else source
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
         raise PresetError(f"{where}: invalid YAML: {problem}") from None
     except RecursionError:
         raise PresetError(f"{source}: YAML nested too deeply") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def expanded_size(root: yaml.Node, source: str, limit: int = MAX_YAML_NODES) -> int:

@@ -31,6 +31,7 @@ class FakeRender:
         self.calls.append(low_memory)
         if self.errors:
             raise self.errors.pop(0)
+        run.write_plan()  # as the engine does before its first frame
         for f in range(run.preset.max_frames):
             if run.frame_path(f).exists():
                 continue

@@ -78,6 +78,7 @@ def _wait_for(predicate, process, timeout_s=180):
     return False
 
 
+@pytest.mark.slow  # ~80 s; the default suite keeps tests/test_fuzz_hostile.py's damaged-folder resumes
 def test_kill_and_resume_is_byte_identical(tmp_path):
     reference = tmp_path / "reference"
     assert render(SMOKE, *SMALL, "--out", reference).returncode == 0

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -43,7 +45,13 @@ def main(argv: list[str] | None = None) -> int:
             from anim.batch.cli import batch_main
 
             return batch_main(argv[1:])
-        return render_main(argv)
+        if threading.current_thread() is not threading.main_thread():
+            return render_main(argv)
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+        try:
+            return render_main(argv)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     except AnimError as exc:
         print(f"anim: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
@@ -53,6 +61,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("anim: interrupted; resume with --resume RUN_DIR", file=sys.stderr)
         return 130
+    except Terminated:
+        print("anim: terminated (SIGTERM); the frames made are on disk; resume with --resume RUN_DIR",
+              file=sys.stderr)
+        return 143
+
+
+class Terminated(BaseException):
+    """SIGTERM reached a render: stop like Ctrl-C (frames on disk stay, the writer flushes), say so."""
+
+
+def _raise_terminated(*_) -> None:
+    raise Terminated()
 
 
 def os_error_line(exc: OSError) -> str:

@@ -234,3 +234,68 @@ def test_force_does_not_mix_frame_sizes(tmp_path, capsys):
     assert main([SMOKE, *TINY, "max_frames=2", "--out", str(run), "--quiet"]) == 0
     line = one_line_error(capsys, [SMOKE, *TINY, "width=128", "--out", str(run), "--force"])
     assert "64x64" in line and "128x64" in line
+
+
+# ---- 7. checks come first and point to the right place -------------------------------------------
+
+
+def test_inputs_are_checked_before_any_frame_and_named(tmp_path, capsys):
+    not_audio = tmp_path / "song.wav"
+    not_audio.write_bytes(b"not audio" * 50)
+    line = one_line_error(capsys, [SMOKE, *TINY, f"output.audio={not_audio}", "--out", str(tmp_path / "a")])
+    assert line.startswith("anim: error: output.audio:") and "song.wav" in line
+    assert not list((tmp_path / "a" / "frames").glob("*.png"))  # refused before the first frame
+    line = one_line_error(capsys, [SMOKE, "prompts={0: 5}", "--dry-run", "--out", str(tmp_path / "p")])
+    assert "override 'prompts={0: 5}'" in line
+    line = one_line_error(capsys, [SMOKE, "controlnet.5.weight=1", "--dry-run", "--out", str(tmp_path / "c")])
+    assert "override 'controlnet.5.weight=1'" in line and "no item 5" in line
+
+
+def test_an_audio_only_init_video_is_named_as_such(tmp_path, capsys):
+    from anim.media.video import make_test_audio
+
+    sound = make_test_audio(tmp_path / "tone.wav", seconds=1.0)
+    line = one_line_error(capsys, [SMOKE, f"init_video={sound}", "max_frames=null", "--dry-run", "--out",
+                                   str(tmp_path / "r")])
+    assert "has sound but no video stream" in line
+
+
+def test_ffmpeg_messages_name_the_cause_not_the_statistics():
+    from anim.media.video import last_meaningful_line
+
+    stderr = ("[mp4 @ 0x55d] av_interleaved_write_frame(): No space left on device\n"
+              "Error writing trailer of out.mp4: No space left on device\n"
+              "frame=    8 fps=0.0 q=-1.0 Lsize=      12kB time=00:00:01.00 bitrate=  98.3kbits/s speed=4x\n"
+              "video:10kB audio:0kB subtitle:0kB other streams:0kB global headers:0kB muxing overhead: kb/s:262.50\n"
+              "Conversion failed!\n")
+    assert last_meaningful_line(stderr) == "Error writing trailer of out.mp4: No space left on device"
+
+
+# ---- 11. small things ----------------------------------------------------------------------------
+
+
+def test_finished_runs_are_not_encoded_again_and_kill_leftovers_are_swept(tmp_path):
+    run = tmp_path / "r"
+    assert main([SMOKE, *TINY, "max_frames=2", "--out", str(run), "--quiet"]) == 0
+    video = run / "video.mp4"
+    made = video.stat().st_mtime_ns
+    leftovers = [run / "frames" / ".000001.png.abc.tmp", run / ".state.json.xyz.tmp"]
+    for path in leftovers:
+        path.write_bytes(b"half")
+    assert main(["--resume", str(run), "--quiet"]) == 0
+    assert video.stat().st_mtime_ns == made
+    assert not any(path.exists() for path in leftovers)
+    assert main([SMOKE, *TINY, "max_frames=2", "output.crf=30", "--out", str(run), "--quiet"]) == 0
+    assert video.stat().st_mtime_ns > made  # an output setting changed: encoded again
+
+
+def test_sigterm_on_a_render_says_so(tmp_path):
+    proc = subprocess.Popen([sys.executable, "render.py", SMOKE, "max_frames=200", "width=64", "height=64",
+                             "steps=2", "--out", str(tmp_path / "r"), "--quiet"], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "r" / "frames").glob("*.png")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.terminate()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "terminated (SIGTERM)" in err and "--resume" in err

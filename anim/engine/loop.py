@@ -34,6 +34,7 @@ from anim.media.png import (
     run_logger,
 )
 from anim.media.tensors import from_uint8_hwc, to_uint8_hwc
+from anim.media.video import check_encode_inputs
 from anim.motion.cadence import key_frames, tween
 from anim.plan import parse_frame_range
 from anim.runfolder import GROUP, Run
@@ -62,6 +63,8 @@ def check_inputs(run: Run) -> None:
                        ("output.audio", p.output.audio), ("init_video", p.init_video)):
         if value and not Path(value).is_file():
             raise InputError(f"{key}: file not found: {value}")
+    if p.output.audio and p.output.video:  # before any frame: a bad sound file must not cost a render
+        check_encode_inputs(Path(p.output.audio), p.output.crf, what="output.audio")
 
 
 def _reference(run: Run, state: RunState, device: torch.device, redo: int):

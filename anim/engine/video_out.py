@@ -8,7 +8,7 @@ from pathlib import Path
 from anim.media.png import is_complete_png, read_png_u8
 from anim.media.stream import StreamEncoder
 from anim.media.video import encode_video, source_audio
-from anim.runfolder import Run
+from anim.runfolder import RESOLVED, Run
 
 
 def video_target(run: Run, frame_range: range) -> tuple[Path, Path | None, float]:
@@ -30,13 +30,29 @@ def encode_range(run: Run, frame_range: range) -> Path | None:
     if not all(is_complete_png(path) for path in paths):
         return None
     path, audio, audio_start_s = video_target(run, frame_range)
+    if is_current(path, [*paths, run.dir / RESOLVED]):
+        return path  # a finished run resumed again: the video already holds these frames and settings
     return encode_video(run.frames_dir, path, fps=p.fps, crf=p.output.crf, audio=audio, frames=paths,
                         audio_start_s=audio_start_s)
 
 
+def is_current(video: Path, sources: list[Path]) -> bool:
+    """The video was encoded after every frame and after the plan (preset.resolved.yaml, rewritten when an
+    output setting such as crf changes) were last written."""
+    try:
+        made = video.stat().st_mtime_ns
+        return all(source.stat().st_mtime_ns <= made for source in sources)
+    except OSError:
+        return False
+
+
 def sweep_video_temps(run: Run) -> None:
-    """Remove what a killed encoder left (hidden temp videos and frame-link folders; never the video)."""
-    for leftover in run.dir.glob(".video*"):
+    """Remove what a killed render left: hidden temp videos and frame-link folders of the encoder, and the
+    temp files of atomic writes (`.000003.png.*.tmp`, `.state.json.*.tmp`); never a finished file. Safe: this
+    process holds the run folder (anim.runfolder.RunLock)."""
+    temps = [*run.dir.glob(".*.tmp"), *run.frames_dir.glob(".*.tmp")] if run.frames_dir.is_dir() else \
+        list(run.dir.glob(".*.tmp"))
+    for leftover in [*run.dir.glob(".video*"), *temps]:
         if leftover.is_dir():
             shutil.rmtree(leftover, ignore_errors=True)
         else:

@@ -24,7 +24,11 @@ from anim.errors import InputError
 from anim.media.frames import IMAGE_SUFFIXES
 
 # ffmpeg's closing lines that say nothing about the cause.
-_GENERIC_STDERR = ("conversion failed!", "exiting normally", "error opening input file ", "error opening output file ")
+_GENERIC_STDERR = ("conversion failed!", "exiting normally", "error opening input file ", "error opening output file ",
+                   "at least one output file must be specified")
+# Lines that name a cause; preferred over the statistics ffmpeg prints last (`video:..kB ... kb/s:...`).
+_CAUSE = re.compile(r"error|no space|denied|invalid|no such file|read-only|not supported|unknown|could not|cannot",
+                    re.IGNORECASE)
 _LOG_PREFIX = re.compile(r"^\[[^\]]*@ 0x[0-9a-f]+\]\s*")
 _FAILED_INPUT = re.compile(r"^Error opening input file (.+)\.$", re.MULTILINE)
 _AUDIO_STREAM = re.compile(r"^\s*Stream #\d+:\d+.*?: Audio:", re.MULTILINE)
@@ -49,12 +53,15 @@ def ffmpeg_exe() -> str:
 
 def last_meaningful_line(stderr: str) -> str:
     """The last stderr line that names a cause, without ffmpeg's ``[ctx @ 0x..]`` prefix."""
-    lines = [_LOG_PREFIX.sub("", line).strip() for line in stderr.splitlines()]
-    lines = [line for line in lines if line]
+    every = [_LOG_PREFIX.sub("", line).strip() for line in stderr.splitlines()]
+    lines = [line for line in every if line and not line.lower().startswith(_GENERIC_STDERR)]
     for line in reversed(lines):
-        if not line.lower().startswith(_GENERIC_STDERR):
+        if _CAUSE.search(line):
             return line
-    return lines[-1] if lines else "ffmpeg gave no message"
+    if lines:
+        return lines[-1]
+    every = [line for line in every if line]
+    return every[-1] if every else "ffmpeg gave no message"
 
 
 def _run_ffmpeg(args: Sequence[str], path: Path, what: str) -> str:
@@ -129,10 +136,12 @@ def _link_sequence(frames: Sequence[Path], folder: Path) -> str:
     return str(folder / f"%06d{frames[0].suffix}")
 
 
-def check_encode_inputs(audio: Path | None, crf: int) -> None:
-    """The audio file exists and crf is in x264's range (before any frame is encoded)."""
+def check_encode_inputs(audio: Path | None, crf: int, what: str = "audio") -> None:
+    """The audio file exists and has a sound track, and crf is in x264's range (before any frame is made)."""
     if audio is not None and not Path(audio).is_file():
-        raise InputError(f"{audio}: audio file not found")
+        raise InputError(f"{what}: {audio}: audio file not found")
+    if audio is not None and not source_audio(audio):
+        raise InputError(f"{what}: {audio} has no sound track ffmpeg can read; give an audio or video file with sound")
     if not 0 <= int(crf) <= 51:
         raise InputError(f"crf must be in 0..51, got {crf}")
 

@@ -32,6 +32,8 @@ class VideoSource(FrameSource):
         super().__init__(path, width, height, resize, what)
         self.nth, self.start_s, self.end_s = _check_range(path, what, nth, start_s, end_s)
         header = ffmpeg_header(self.path)
+        if "Video:" not in header and "Audio:" in header:
+            raise InputError(f"{what}: {path} has sound but no video stream; give a video file or an image folder")
         if "Video:" not in header:
             raise InputError(f"{what}: {path} is not a readable video ({last_meaningful_line(header)}); "
                              "re-encode it (e.g. to H.264 mp4) or use an image folder")

@@ -16,6 +16,7 @@ from anim.preset.schedules import check_schedules
 from anim.preset.schema import LoadedPreset, Preset
 from anim.preset.yamlio import dump_yaml, load_with_lines, parse_yaml
 
+LIST_KEYS = ("controlnet", "loras")  # preset keys that hold lists (an override indexes them)
 VideoInfo = Callable[[Preset], "tuple[int, float | None]"]  # init_video -> (frame count, fps)
 
 
@@ -90,6 +91,9 @@ def _set_path(data: Any, parts: tuple[str, ...], value: Any, item: str) -> None:
             key: Any = int(part) if part.isdigit() and int(part) in node else part
             if last:
                 node[key] = value
+            elif key not in node and parts[depth + 1].isdigit() and key in LIST_KEYS:
+                raise PresetError(f"override '{item}': '{'.'.join(parts[:depth + 1])}' has no item {parts[depth + 1]} "
+                                  f"(the preset has none); add the whole list, e.g. {key}=[{{...}}]")
             else:
                 node = node.setdefault(key, {})
         else:

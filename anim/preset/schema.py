@@ -212,13 +212,18 @@ class LoadedPreset(BaseModel):
     seed_was_random: bool = False  # seed: -1 was replaced by a fresh one (a resume adopts the stored seed)
 
     def where(self, path: tuple[str, ...]) -> str:
-        """'file.yaml:12' or "override 'k=v'" for a key path (or its nearest known parent)."""
+        """"override 'k=v'" when an override set this key, a parent or a child of it (overrides replace what
+        the file said), else 'file.yaml:12' for the key path (or its nearest known parent)."""
+        path = tuple(str(p) for p in path)
         for cut in range(len(path), 0, -1):
-            prefix = tuple(str(p) for p in path[:cut])
-            if prefix in self.overrides:
-                return f"override '{self.overrides[prefix]}'"
-            if prefix in self.lines:
-                return f"{self.source}:{self.lines[prefix]}"
+            if path[:cut] in self.overrides:
+                return f"override '{self.overrides[path[:cut]]}'"
+        for key, text in self.overrides.items():
+            if key[:len(path)] == path:
+                return f"override '{text}'"
+        for cut in range(len(path), 0, -1):
+            if path[:cut] in self.lines:
+                return f"{self.source}:{self.lines[path[:cut]]}"
         return self.source
 
     def error(self, path: tuple[str, ...], message: str) -> PresetError:

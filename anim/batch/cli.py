@@ -7,6 +7,7 @@ Each job renders into ROOT/<preset stem>/, a normal run folder (render.py --resu
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -21,6 +22,7 @@ from anim.batch.report import counts, summary_table, write_reports
 from anim.batch.run import Options, result
 from anim.batch.session import Session
 from anim.batch.worker import worker_label
+from anim.media.png import is_complete_png
 
 EXAMPLES = """examples:
   python render.py batch presets/                       # every presets/*.yaml, one worker per GPU
@@ -138,18 +140,38 @@ def run_batch(jobs: list[Job], root: Path, *, overrides: tuple[str, ...] = (), r
         print(f"batch: {len(jobs)} job(s) -> {root} (workers: {labels})", flush=True)
         results = run_local(jobs, opts, devices)
     outcome = Outcome(rows=[], stopped=session.stopping(), drained=session.draining())
-    outcome.rows = [results.get(job.name) or _missing(job, outcome) for job in jobs]
-    write_reports(root, outcome.rows)
+    outcome.rows = [results.get(job.name) or _missing(job, outcome, root) for job in jobs]
+    write_reports(root, outcome.rows + earlier_rows(root, jobs))
     session.remove()
     return outcome
 
 
-def _missing(job: Job, outcome: Outcome) -> dict:
-    """The row of a job no worker reported: not started because the batch stopped, or lost with its worker."""
+def _missing(job: Job, outcome: Outcome, root: Path) -> dict:
+    """The row of a job no worker reported: not started because the batch stopped, or lost with its worker
+    (with the frames its run folder holds)."""
+    frames = len([p for p in (root / job.name / "frames").glob("[0-9]*.png") if is_complete_png(p)])
     if outcome.stopped or outcome.drained:
         why = outcome.stopped or outcome.drained
-        return result(job, "skipped", error=f"not started: {why}")
-    return result(job, "failed", error="no result: its worker exited without reporting (see the log above)")
+        return result(job, "skipped", error=f"not started: {why}", frames=frames)
+    return result(job, "failed", frames=frames, attempts=1,
+                  error="no result: its worker exited without reporting (see the log above)")
+
+
+def earlier_rows(root: Path, jobs: list[Job]) -> list[dict]:
+    """Rows of an earlier batch on this root whose presets are not in this one (deleted or not listed): kept in
+    the reports, marked, so a finished job never silently disappears."""
+    try:
+        before = json.loads((root / "batch.json").read_text())
+    except (OSError, ValueError):
+        return []
+    names = {job.name for job in jobs}
+    kept = []
+    for row in before if isinstance(before, list) else []:
+        if isinstance(row, dict) and row.get("name") not in names and (root / str(row.get("name"))).is_dir():
+            note = "from an earlier batch: its preset is not in this one"
+            kept.append({**row, "error": row["error"] if str(row.get("error", "")).startswith(note) else
+                         f"{note}" + (f"; {row['error']}" if row.get("error") else "")})
+    return kept
 
 
 def default_root() -> Path:

@@ -16,7 +16,7 @@ from anim.runfolder import complete_frames, is_finished, missing_frames  # noqa:
 
 PNG_VIDEO_BYTES_PER_PIXEL = 1.5  # PNG frame plus its share of video.mp4, measured on SD output
 SIZE_MARGIN = 1.25  # estimates are rough: ask for a quarter more
-RESERVE_BYTES = 16 * 2**20  # plan, schedule plot, state, log and the temp files of atomic writes
+RESERVE_BYTES = 2 * 2**20  # plan, schedule plot, state, log and the temp files of atomic writes
 
 
 class BlackFrameError(ModelError):
@@ -32,7 +32,9 @@ class Job:
 
 
 def discover_jobs(paths: list[str]) -> list[Job]:
-    """Preset files and folders of them (*.yaml, sorted) -> jobs, in the order given.
+    """Preset files and folders of them (*.yaml, sorted) -> jobs, in the order given. A path that does not
+    exist is still a job beside others: it fails with its own row instead of stopping the batch (when no
+    given path exists at all, that is a usage error).
 
     The run folder is the preset's stem; a second preset with the same stem (from another folder) gets
     `-2`, a third `-3`, in the order the presets are listed. The same file given twice is one job.
@@ -40,6 +42,8 @@ def discover_jobs(paths: list[str]) -> list[Job]:
     files: list[Path] = []
     for text in paths:
         files.extend(_presets_at(Path(text)))
+    if files and not any(path.is_file() for path in files):
+        raise PresetError(f"batch: no such preset file or folder: {', '.join(map(str, files))}")
     jobs, names, seen = [], set(), set()
     for path in files:
         resolved = path.resolve()
@@ -61,9 +65,7 @@ def _presets_at(path: Path) -> list[Path]:
         if not found:
             raise PresetError(f"batch: folder {path} holds no *.yaml presets")
         return found
-    if not path.is_file():
-        raise PresetError(f"batch: no such preset file or folder: {path}")
-    return [path]
+    return [path]  # a missing file becomes a failed job (its row says so); the rest of the batch runs
 
 
 def _unique_name(stem: str, taken: set[str]) -> str:

@@ -143,7 +143,7 @@ def prepare(job: Job, opts: Options, claim: Claim, worker: str, *, skip_finished
     try:
         run = open_run(job.preset, list(opts.overrides), out=opts.root / job.name, force=opts.force)
     except AnimError as exc:
-        return result(job, "failed", error=one_line(exc), worker=worker)
+        return result(job, "failed", error=one_line(exc), worker=worker, attempts=1)
     done = complete_frames(run)
     if skip_finished and is_finished(run):
         run.close()

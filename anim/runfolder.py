@@ -101,12 +101,16 @@ class Run:
         atomic_write_text(self.dir / RESOLVED, text)  # last: it marks the plan as complete
 
     def _plan_current(self, resolved: str, n_rows: int) -> bool:
-        """The folder's plan was written from this very preset for as many frames (a resume)."""
+        """The folder's plan was written from this very preset for as many frames (a resume); a damaged or
+        unreadable plan is not current (it is written again)."""
         paths = [self.dir / RESOLVED, self.dir / "schedule.csv", self.dir / "schedule.png"]
-        if not all(path.is_file() for path in paths) or paths[0].read_text(encoding="utf-8") != resolved:
+        try:
+            if not all(path.is_file() for path in paths) or paths[0].read_text(encoding="utf-8") != resolved:
+                return False
+            with open(paths[1], encoding="utf-8") as handle:
+                return sum(1 for _ in handle) == n_rows + 1
+        except (OSError, UnicodeDecodeError):
             return False
-        with open(paths[1], encoding="utf-8") as handle:
-            return sum(1 for _ in handle) == n_rows + 1
 
     def read_state(self) -> dict | None:
         """state.json, validated (StateFile), or None when the run has not finished a frame yet."""
@@ -134,7 +138,12 @@ def load_stored(run_dir: Path) -> LoadedPreset:
     path = run_dir / RESOLVED
     if not path.exists():
         raise PresetError(f"{run_dir}: not a run folder (no {RESOLVED}); give the preset file instead")
-    data, lines = load_with_lines(path.read_text(encoding="utf-8"), str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PresetError(f"{path}: unreadable ({exc}); the run's preset is lost: render the preset file again "
+                          "with --out to this folder") from None
+    data, lines = load_with_lines(text, str(path))
     return validate_preset(data, str(path), lines)
 
 

@@ -202,6 +202,7 @@ def _parse_string(text: str, name: str) -> tuple[Keyframe, ...]:
     if not spans:
         raise ScheduleError(f'{name}: no keyframes in {show(text)} (expected "FRAME:(VALUE), ...")')
     keyframes = []
+    literal: dict[int, int] = {}  # literal frame -> column of its first keyframe
     for start, end in spans:
         colon = _first_colon(text, start, end)
         if colon < 0:
@@ -212,6 +213,11 @@ def _parse_string(text: str, name: str) -> tuple[Keyframe, ...]:
             lead = start + len(text[start:end]) - len(text[start:end].lstrip())
             raise base.error('expected "FRAME:(VALUE)"', lead + 1)
         key = parse_key(text[start:colon], Where(name, text, start))
+        if key.frame is not None:
+            if key.frame in literal:
+                raise base.error(f"frame {key.frame} has two keyframes (the first at column {literal[key.frame]}); "
+                                 "keep one", start + 1 + len(text[start:colon]) - len(text[start:colon].lstrip()))
+            literal[key.frame] = start + 1
         number, expr = _parse_value(text[colon + 1:end], Where(name, text, colon + 1))
         keyframes.append(Keyframe(key, number, expr))
     return tuple(keyframes)

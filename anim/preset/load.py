@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from pydantic import ValidationError
 
-from anim.errors import PresetError
+from anim.errors import AnimError, PresetError
 from anim.preset.errors import first_error
 from anim.preset.schedules import check_schedules
 from anim.preset.schema import LoadedPreset, Preset
@@ -110,7 +110,10 @@ def validate_preset(data: dict, source: str, lines: dict, overrides: dict | None
         preset = Preset.model_validate(data)
     except ValidationError as exc:
         raise first_error(exc, shell, Preset) from None
-    resolve_input_defaults(preset, video_info)
+    try:
+        resolve_input_defaults(preset, video_info)
+    except AnimError as exc:  # the probe's error, placed at the init_video key and its line
+        raise shell.error(("init_video",), str(exc).removeprefix("init_video: ")) from None
     seed_was_random = preset.seed == -1
     if seed_was_random:
         preset.seed = secrets.randbelow(2**32 - 1)

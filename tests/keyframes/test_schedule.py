@@ -42,8 +42,7 @@ def test_domain_expression_then_numeric():
     ("0:(-.5), 2:(+1.5)", [-0.5, 0.5, 1.5, 1.5]),              # signs and bare decimals are numbers
     ("0:(t), 3:(10)", [0, 1, 2, 10, 10]),                      # expression until the next key
     ("0:(0), 2:(t*t), 4:(0)", [0, 2, 4, 9, 0, 0]),             # numeric toward an expression key's value
-    ("0:(1), 2:(1), 2:(5), 4:(1)", [1, 3, 5, 3, 1]),           # later duplicate key wins
-    ("0:(t), 0:(7)", [7, 7, 7]),
+    ("0:(0), max_f/2:(4), 2:(8)", [0, 4, 8, 8, 8]),            # a max_f key meeting a literal one: the later wins
 ])
 def test_keyframe_kinds(spec, expected):
     expect(spec, expected)
@@ -224,3 +223,10 @@ def test_resolve_key():
         [5, 5, 5, 7, 9, 19, 3, -1]
     with pytest.raises(ScheduleError, match="unknown name 'x' at column 1"):
         resolve_key("x", 10, name="prompts")
+
+
+@pytest.mark.parametrize("spec", ["0:(1), 2:(1), 2:(5), 4:(1)", "0:(t), 0:(7)", "0:(1), 5:(1), (5):(2)"])
+def test_two_keyframes_on_one_literal_frame_are_refused(spec):
+    """Issue Q: `5:(1), 5:(2)` is a typo, not a value (Deforum silently kept the later one)."""
+    with pytest.raises(ScheduleError, match="has two keyframes"):
+        parse_schedule(spec, "zoom")

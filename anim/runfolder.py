@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -93,7 +94,7 @@ class Run:
         """preset.resolved.yaml, schedule.csv and schedule.png (the --dry-run artefacts); kept as they are when
         a resumed run would write the same (the plot alone costs ~0.5 s of matplotlib per job in a batch)."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        text = resolved_yaml(self.preset)
+        text = sealed(resolved_yaml(self.preset))
         if self._plan_current(text, len(frames) if frames is not None else self.preset.max_frames):
             return
         self.table.to_csv(self.dir / "schedule.csv", frames=frames)
@@ -128,6 +129,21 @@ class Run:
             raise PresetError(f"{path}: unreadable resume state ({exc}); {way_out}") from None
 
 
+_SEAL = re.compile(r"^# anim: sha256=([0-9a-f]{64}) of the lines below; resume checks it\n")
+
+
+def sealed(text: str) -> str:
+    """`text` with a first line holding the sha256 of the rest: a truncated or damaged preset.resolved.yaml is
+    then refused instead of resuming a run with values it never had."""
+    return f"# anim: sha256={hashlib.sha256(text.encode()).hexdigest()} of the lines below; resume checks it\n{text}"
+
+
+def seal_holds(text: str) -> bool:
+    """The first line's sha256 matches the rest (a file without the line, from an older anim, passes)."""
+    match = _SEAL.match(text)
+    return match is None or hashlib.sha256(text[match.end():].encode()).hexdigest() == match.group(1)
+
+
 def default_run_dir(preset_path: str | Path) -> Path:
     """outputs/<preset stem>-<YYYYmmdd-HHMMSS>/"""
     return Path("outputs") / f"{Path(preset_path).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -138,11 +154,13 @@ def load_stored(run_dir: Path) -> LoadedPreset:
     path = run_dir / RESOLVED
     if not path.exists():
         raise PresetError(f"{run_dir}: not a run folder (no {RESOLVED}); give the preset file instead")
+    lost = "the run's preset is lost: render the preset file again with --out to this folder"
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise PresetError(f"{path}: unreadable ({exc}); the run's preset is lost: render the preset file again "
-                          "with --out to this folder") from None
+        raise PresetError(f"{path}: unreadable ({exc}); {lost}") from None
+    if not seal_holds(text):
+        raise PresetError(f"{path}: damaged or edited (its sha256 line does not match what follows); {lost}")
     data, lines = load_with_lines(text, str(path))
     return validate_preset(data, str(path), lines)
 
@@ -218,8 +236,7 @@ def open_run(preset_path: str | None, overrides: list[str], *, out: Path | None 
         table = build_table(loaded)
         if not force:
             _check_recorded_hash(run_dir, loaded)
-            if stored is None:
-                _check_orphan_frames(run_dir, table)
+            _check_frame_rows(run_dir, table)
     except BaseException:
         lock.release()
         raise
@@ -239,9 +256,9 @@ def _check_recorded_hash(run_dir: Path, loaded: LoadedPreset) -> None:
                           "use --force to continue with these values, or a new --out folder")
 
 
-def _check_orphan_frames(run_dir: Path, table: FrameTable) -> None:
-    """A folder that lost its preset.resolved.yaml but holds frames: the first frame's own row (in its PNG)
-    must be what this preset gives for it, or the run is refused."""
+def _check_frame_rows(run_dir: Path, table: FrameTable) -> None:
+    """The first intact frame's own row (in its PNG) must be what this preset gives for it, or the run is
+    refused: this holds when preset.resolved.yaml and state.json are both lost or damaged."""
     frames = sorted((run_dir / "frames").glob("[0-9]*.png")) if (run_dir / "frames").is_dir() else []
     for path in frames:
         if path.stem.isdigit() and is_complete_png(path) and int(path.stem) < len(table):

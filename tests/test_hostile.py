@@ -299,3 +299,27 @@ def test_sigterm_on_a_render_says_so(tmp_path):
     proc.terminate()
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143 and "terminated (SIGTERM)" in err and "--resume" in err
+
+
+def test_a_cut_video_says_how_many_frames_it_lost(tmp_path, caplog):
+    import imageio_ffmpeg
+
+    from anim.media.video import encode_video
+    from anim.media.videosource import VideoSource
+
+    src = tmp_path / "src"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(24):
+        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(src / f"{i:06d}.png")
+    whole = encode_video(src, tmp_path / "v.mp4", fps=8, crf=20)
+    moov_first = tmp_path / "fs.mp4"  # index at the front, so a cut file still decodes its first part
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(whole), "-c", "copy",
+                    "-movflags", "+faststart", str(moov_first)], check=True)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(moov_first.read_bytes()[: moov_first.stat().st_size // 2])
+    with caplog.at_level("WARNING", logger="anim"):
+        assert VideoSource(whole, 64, 64, "crop", "init_video").n_frames == 24
+        assert not caplog.records
+        frames = VideoSource(cut, 64, 64, "crop", "init_video").n_frames
+    assert frames < 24 and f"decodes to {frames} frames" in caplog.text and "cut.mp4" in caplog.text

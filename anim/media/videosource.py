@@ -82,7 +82,18 @@ class VideoSource(FrameSource):
             raise InputError(f"{self.what}: decoding {self.path} failed ({last_meaningful_line(str(exc))})") from None
         finally:
             reader.close()
-        return count, float(meta.get("fps") or 0.0)
+        fps = float(meta.get("fps") or 0.0)
+        self._check_count(count, fps, float(meta.get("duration") or 0.0))
+        return count, fps
+
+    def _check_count(self, count: int, fps: float, duration_s: float) -> None:
+        """Say so when far fewer frames decode than the file's header promises (a damaged or cut file)."""
+        end_s = min(duration_s, self.end_s) if self.end_s is not None else duration_s
+        promised = (end_s - self.start_s) * fps
+        if promised > 0 and count < 0.9 * promised - 1:
+            logging.getLogger("anim").warning(
+                "%s: %s decodes to %d frames where its header promises about %d (a damaged or cut file?); "
+                "rendering the %d that decode", self.what, self.path, count, round(promised), count)
 
     # ------------------------------------------------------------ frames
 
@@ -111,7 +122,8 @@ class VideoSource(FrameSource):
     def _restart(self) -> None:
         """Start a fresh decoder at the beginning of the selected range."""
         self.close()
-        self._reader, meta = self._open_reader([])
+        with _quiet_size_warning():  # ffmpeg turns rotated videos upright: that size is the right one
+            self._reader, meta = self._open_reader([])
         self._size = tuple(int(v) for v in meta["size"])
         self._next_raw = 0
 

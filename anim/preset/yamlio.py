@@ -13,7 +13,7 @@ from anim.errors import PresetError
 _INT_RE = re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$")
 _FLOAT_RE = re.compile(
     r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)"
-    r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    r"|\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
 )
 
 
@@ -71,6 +71,8 @@ def _load(text: str, source: str) -> tuple[Any, yaml.Node | None]:
         raise PresetError(f"{where}: invalid YAML: {problem}") from None
     except RecursionError:
         raise PresetError(f"{source}: YAML nested too deeply") from None
+    except (ValueError, TypeError, OverflowError) as exc:  # a value the constructor cannot build
+        raise PresetError(f"{source}: invalid YAML value ({exc})") from None
     finally:
         if loader is not None:
             loader.dispose()

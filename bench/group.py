@@ -34,15 +34,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.frames import (
-    NEGATIVE,
-    PROMPT,
-    build_models,
-    control_image,
-    device_label,
-    save_result,
-    sync,
-)
+from bench.frames import NEGATIVE, PROMPT, build_models, control_image, device_label, save_result, sync
 
 PROMPTS = (PROMPT, "a red fox in deep snow, watercolour", "a neon city street at night, rain, cinematic",
            "an old stone bridge over a river in autumn, oil painting", "a desert canyon at dawn, matte painting",

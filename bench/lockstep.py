@@ -25,15 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.frames import (
-    NEGATIVE,
-    PROMPT,
-    build_models,
-    control_image,
-    device_label,
-    save_result,
-    sync,
-)
+from bench.frames import NEGATIVE, PROMPT, build_models, control_image, device_label, save_result, sync
 
 SEEDS_PER_CALL = 1000  # item seeds: call * SEEDS_PER_CALL + slot, distinct across calls
 

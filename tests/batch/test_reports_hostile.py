@@ -54,3 +54,16 @@ def test_a_lost_worker_reports_the_frames_on_disk(tmp_path):
 def test_the_disk_guard_reserve_fits_small_jobs():
     small = Preset(prompts={0: "a"}, width=64, height=64, max_frames=3)
     assert estimate_bytes(small, 3) < 4 * 2**20
+
+
+def test_a_yaml_bomb_fails_its_job_and_the_queue_goes_on(tmp_path):
+    from tests.test_hostile import bomb_text
+
+    folder, root = tmp_path / "presets", tmp_path / "out"
+    folder.mkdir()
+    (folder / "a_bomb.yaml").write_text(bomb_text())
+    write_preset(folder, "b")
+    run_batch(discover_jobs([str(folder)]), root, workers=1, render=grey_render)
+    rows = _rows(root)
+    assert rows["a_bomb"]["status"] == "failed" and "expands to more than" in rows["a_bomb"]["error"]
+    assert rows["b"]["status"] == "done"

@@ -266,7 +266,8 @@ def _check_frame_rows(run_dir: Path, table: FrameTable) -> None:
                 _, row = read_png_metadata(path)
             except (OSError, ValueError):
                 continue
-            if row and row != _jsonable(table.row(int(path.stem))):
+            expected = _jsonable(table.row(int(path.stem)))
+            if any(row[key] != expected[key] for key in row.keys() & expected.keys()):
                 raise PresetError(f"{run_dir}: {path.name} was made with other values than this preset gives; "
                                   "use --force to continue with the new values, or a new --out folder")
             return

@@ -208,3 +208,12 @@ def arch_config_dir(arch: str, cache_dir: Path | None = None) -> Path:
     root = Path(cache_dir) if cache_dir else cache_root()
     dst = root / "configs" / f"{arch}-{CONFIG_VERSION}"
     return build_once(dst, lambda tmp: _write_arch_configs(tmp, arch))
+
+
+def transformers_dtype(dtype: torch.dtype) -> dict:
+    """The load-dtype keyword of transformers' from_pretrained: `dtype` since 4.56 (which prints a deprecation
+    line for `torch_dtype`, a second stderr line under our one-line errors), `torch_dtype` before."""
+    import transformers
+
+    version = tuple(int(part) for part in transformers.__version__.split(".")[:2] if part.isdigit())
+    return {"dtype": dtype} if version >= (4, 56) else {"torch_dtype": dtype}

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from anim.errors import ModelError
-from anim.models.configs import build_once, cache_root, quiet_progress
+from anim.models.configs import build_once, cache_root, quiet_progress, transformers_dtype
 from anim.models.memory import own_memory
 from anim.motion.depth import DepthModel
 
@@ -62,14 +62,11 @@ def _load_transformers(source: str, device: torch.device, dtype: torch.dtype) ->
     from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 
     quiet_progress()
-    import transformers
-
-    major = int(transformers.__version__.split(".")[0])
-    dtype_kw = {"dtype": dtype} if major >= 5 else {"torch_dtype": dtype}
+    dtype_kw = transformers_dtype(dtype)
     try:
         model = AutoModelForDepthEstimation.from_pretrained(
             source, local_files_only=True, use_safetensors=True, **dtype_kw)
-        processor = AutoImageProcessor.from_pretrained(source, local_files_only=True)
+        processor = AutoImageProcessor.from_pretrained(source, local_files_only=True, use_fast=False)  # as made
     except Exception as exc:
         if not Path(source).is_dir():
             raise ModelError(f"depth model '{source}' is not in the local Hugging Face cache (never downloaded "

@@ -25,7 +25,7 @@ from anim.models.checkpoints import (
     pickle_refusal,
     vae_from_file,
 )
-from anim.models.configs import quiet_progress
+from anim.models.configs import quiet_progress, transformers_dtype
 from anim.models.hashing import folder_hash, short_hash
 from anim.models.memory import own_memory
 from anim.models.tiny import tiny_controlnet_dir, tiny_model_dir
@@ -165,14 +165,6 @@ def _to_device(models: SDModels) -> None:
 # ---------------------------------------------------------------- diffusers folders and the hub
 
 
-def _transformers_dtype(dtype: torch.dtype) -> dict:
-    """transformers v5 names the load dtype `dtype`; 4.x calls it `torch_dtype`."""
-    import transformers
-
-    major = int(transformers.__version__.split(".")[0])
-    return {"dtype": dtype} if major >= 5 else {"torch_dtype": dtype}
-
-
 def _refuse_pickled_folder(path: Path, allow_pickle: bool) -> None:
     """A folder whose weights exist only as pickles needs the user's opt-in."""
     if allow_pickle:
@@ -220,12 +212,12 @@ def _folder_modules(path: Path, arch: str, *, allow_pickle: bool, dtype: torch.d
         "unet": UNet2DConditionModel.from_pretrained(path, subfolder="unet", torch_dtype=dtype, **common),
         "vae": AutoencoderKL.from_pretrained(path, subfolder="vae", torch_dtype=dtype, **common),
         "text_encoder": CLIPTextModel.from_pretrained(
-            path, subfolder="text_encoder", **_transformers_dtype(dtype), **common),
+            path, subfolder="text_encoder", **transformers_dtype(dtype), **common),
         "tokenizer": CLIPTokenizer.from_pretrained(path, subfolder="tokenizer", local_files_only=True),
     }
     if arch == "sdxl":
         parts["text_encoder_2"] = CLIPTextModelWithProjection.from_pretrained(
-            path, subfolder="text_encoder_2", **_transformers_dtype(dtype), **common)
+            path, subfolder="text_encoder_2", **transformers_dtype(dtype), **common)
         parts["tokenizer_2"] = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer_2", local_files_only=True)
     return parts
 

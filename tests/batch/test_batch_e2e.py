@@ -82,6 +82,7 @@ def test_two_workers_render_every_job_exactly_once(tmp_path):
     assert [render_starts(root / n) for n in done] == [1] * 5
 
 
+@pytest.mark.slow  # ~60 s with its reference render; the default suite keeps the damaged-folder fuzz
 def test_sigterm_then_sigkill_then_resume_is_byte_identical(tmp_path, long_reference):
     """One job, three batch calls: stopped by SIGTERM, its worker SIGKILLed, finished; frames as uninterrupted."""
     preset, expected = long_reference

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.batch.util import batch_cli, frame_bytes, mtimes, rows, write_preset
 
 
@@ -24,6 +26,7 @@ def _members(run_dir):
     return json.loads(path.read_text())["members"] if path.exists() else None
 
 
+@pytest.mark.slow  # ~45-60 s; tests/test_golden.py renders a lockstep batch in the default suite
 def test_groups_form_render_and_resume_exactly(tmp_path):
     folder, root = _presets(tmp_path / "presets"), tmp_path / "out"
     first = batch_cli(folder, "--out", root, "--workers", "1", "--lockstep", "4")

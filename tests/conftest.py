@@ -37,6 +37,14 @@ def tiny_models(anim_cache):
     return load_models("tiny", device="cpu", cache_dir=anim_cache)
 
 
+@pytest.fixture(scope="module")
+def diffuser(tiny_models):
+    """A Diffuser (SD1.5 img2img/txt2img + ControlNet) on the shared tiny model, one per test module."""
+    from anim.diffusion.diffuse import Diffuser
+
+    return Diffuser(tiny_models)
+
+
 @pytest.fixture
 def encoder(tiny_models):
     """A fresh PromptEncoder on the tiny text encoder (own cache per test), real A1111 prompt parser."""

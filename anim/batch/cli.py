@@ -157,6 +157,9 @@ def _missing(job: Job, outcome: Outcome, root: Path) -> dict:
                   error="no result: its worker exited without reporting (see the log above)")
 
 
+EARLIER = "from an earlier batch: its preset is not in this one"
+
+
 def earlier_rows(root: Path, jobs: list[Job]) -> list[dict]:
     """Rows of an earlier batch on this root whose presets are not in this one (deleted or not listed): kept in
     the reports, marked, so a finished job never silently disappears."""
@@ -168,9 +171,10 @@ def earlier_rows(root: Path, jobs: list[Job]) -> list[dict]:
     kept = []
     for row in before if isinstance(before, list) else []:
         if isinstance(row, dict) and row.get("name") not in names and (root / str(row.get("name"))).is_dir():
-            note = "from an earlier batch: its preset is not in this one"
-            kept.append({**row, "error": row["error"] if str(row.get("error", "")).startswith(note) else
-                         f"{note}" + (f"; {row['error']}" if row.get("error") else "")})
+            error = str(row.get("error") or "")
+            if not error.startswith(EARLIER):  # marked once, however many batches keep it
+                error = f"{EARLIER}; {error}" if error else EARLIER
+            kept.append({**row, "error": error})
     return kept
 
 

@@ -230,7 +230,7 @@ class FrameLoop:
         else:
             warped = self._warp(prev, before, frame, row)  # 2. warp the previous output by the camera
             init = maker.cohere(warped, prev, source, row, self.reference)  # 3. coherence
-            denoise = row["denoise"] if maker.mode != "preview" else None
+            denoise = maker.denoise(row)
         times["warp+coherence"] += time.perf_counter() - started
         started = time.perf_counter()
         controls = maker.controls(frame, row, warped)  # 4. conditioning: control maps (cached)

@@ -53,6 +53,9 @@ class PreviewMaker:
     def cohere(self, warped, prev, source, row: dict, reference) -> torch.Tensor:
         return warped
 
+    def denoise(self, row: dict) -> None:
+        return None
+
     def controls(self, frame: int, row: dict, warped):
         return None
 
@@ -129,6 +132,10 @@ class DiffusionMaker:
             init = flow_coherence(init, prev, self.video.frame(frame), self.video.frame(frame - 1),
                                   float(row["flow_blend"]), self.preset.flow_method)
         return prepare_init(init, reference, row, self.preset)
+
+    def denoise(self, row: dict) -> float:
+        """The img2img strength of a frame after the first."""
+        return row["denoise"]
 
     def controls(self, frame: int, row: dict, warped):
         """Step 4: the frame's ControlNet inputs (maps cached on disk), or None without units."""

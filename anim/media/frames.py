@@ -62,11 +62,6 @@ def resize_frame(image_u8: np.ndarray, width: int, height: int, mode: str) -> np
     raise InputError(f"resize mode {mode!r}: use one of {', '.join(RESIZE_MODES)}")
 
 
-def read_image(path: Path, what: str) -> np.ndarray:
-    """An image file as (H, W, 3) uint8 RGB (anim.media.images.read_rgb: orientation, 16 bit, alpha)."""
-    return read_rgb(path, what)
-
-
 def file_identity(path: Path) -> dict:
     """Path, size and modification time: enough to notice an edited input for the map cache."""
     stat = path.stat()
@@ -131,7 +126,7 @@ class ImageSource(FrameSource):
 
     def __init__(self, path: Path, width: int, height: int, resize: str, what: str) -> None:
         super().__init__(path, width, height, resize, what)
-        self._image = resize_frame(read_image(self.path, what), self.width, self.height, resize)
+        self._image = resize_frame(read_rgb(self.path, what), self.width, self.height, resize)
         self.n_frames = 1
 
     def _load(self, index: int) -> np.ndarray:
@@ -153,7 +148,7 @@ class FolderSource(FrameSource):
         self.source_size = _common_size(path, files, what)
 
     def _load(self, index: int) -> np.ndarray:
-        return resize_frame(read_image(self.files[index], self.what), self.width, self.height, self.resize)
+        return resize_frame(read_rgb(self.files[index], self.what), self.width, self.height, self.resize)
 
     def identity(self) -> dict:
         return {"kind": self.kind, **files_identity(self.path, self.files)}

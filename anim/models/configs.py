@@ -12,7 +12,10 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:  # torch is imported where models load, not by this table of configs
+    import torch
 
 CONFIG_VERSION = "v1"
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"

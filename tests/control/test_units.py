@@ -15,13 +15,6 @@ ARGS = {"cfg_scale": 7.0, "steps": 2, "sampler": "euler_a", "seed": 3, "width": 
 
 
 @pytest.fixture(scope="module")
-def diffuser(tiny_models):
-    from anim.diffusion.diffuse import Diffuser
-
-    return Diffuser(tiny_models)
-
-
-@pytest.fixture(scope="module")
 def embeds(tiny_models):
     from anim.diffusion.conditioning import PromptEncoder
 

@@ -10,15 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from anim.diffusion.diffuse import ControlInput, Diffuser, effective_steps
+from anim.diffusion.diffuse import ControlInput, effective_steps
 from anim.errors import InputError
 
 ARGS = {"cfg_scale": 7.0, "steps": 2, "sampler": "euler_a", "seed": 11, "width": 64, "height": 64}
-
-
-@pytest.fixture(scope="module")
-def diffuser(tiny_models):
-    return Diffuser(tiny_models)
 
 
 @pytest.fixture(scope="module")

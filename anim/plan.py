@@ -79,7 +79,7 @@ def build_table(loaded: LoadedPreset) -> FrameTable:
     try:
         prompts = resolve_prompts(
             preset.prompts, n, negative_prompt=preset.negative_prompt,
-            positive_prompt=preset.positive_prompt, blend_frames=preset.prompt_blend,
+            positive_prompt=preset.positive_prompt, blend_frames=preset.prompt_blend, seed=seed,
         )
     except ScheduleError as exc:
         raise loaded.error(("prompts",), strip_name(str(exc), ("prompts",))) from None

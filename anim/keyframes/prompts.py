@@ -4,20 +4,25 @@ Each frame uses the prompt of the latest keyframe at or before it (frames before
 take the first). With ``blend_frames`` N > 0, the N frames before each keyframe k crossfade from
 the previous prompt to k's: the engine conditions on lerp(embed(prompt), embed(blend_prompt),
 blend_weight), with the weight a smoothstep rising from 0 at the window start toward 1 at k.
+Backtick expressions in a prompt (``(cat:`0.5+0.5*sin(t/4)`)``, Deforum's syntax) are evaluated at
+each frame (``t``, ``max_f``, ``s``) and replaced by their value.
 """
 
 from __future__ import annotations
 
 import numbers
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from anim.errors import ScheduleError
+from anim.keyframes.expr import compile_expr
 from anim.keyframes.keys import Where, parse_key
 
 NEG_MARKER = "--neg"
+BACKTICK = re.compile(r"`([^`]*)`")
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,7 @@ def _keyed_texts(prompts: Mapping, max_frames: int, name: str) -> list[tuple[int
 
 def resolve_prompts(prompts: Mapping, max_frames: int, *, negative_prompt: str = "",
                     positive_prompt: str = "", blend_frames: int = 0,
-                    name: str = "prompts") -> list[PromptFrame]:
+                    name: str = "prompts", seed: int = 0) -> list[PromptFrame]:
     """One PromptFrame per frame 0..max_frames-1 (see the module docstring for the rules)."""
     if isinstance(max_frames, bool) or not isinstance(max_frames, numbers.Integral) or max_frames < 0:
         raise ScheduleError(f"{name}: max_frames must be a whole number >= 0, got {max_frames!r}")
@@ -76,14 +81,41 @@ def resolve_prompts(prompts: Mapping, max_frames: int, *, negative_prompt: str =
     texts = []
     for _, text in keyed:
         positive, negative = split_negative(text)
-        texts.append((join_parts(positive, positive_prompt), join_parts(negative, negative_prompt)))
+        texts.append((join_parts(positive_prompt, positive), join_parts(negative, negative_prompt)))
     keys = np.array([frame for frame, _ in keyed])
     frames = np.arange(max_frames)
     index = np.clip(np.searchsorted(keys, frames, side="right") - 1, 0, len(keys) - 1)
     rows = [PromptFrame(*texts[i], *texts[i], 0.0) for i in index]
     if blend_frames > 0:
         _add_blends(rows, keys, texts, blend_frames)
+    if any("`" in text for pair in texts for text in pair):
+        rows = [_with_values(row, frame, max_frames - 1, seed, name) for frame, row in enumerate(rows)]
     return rows
+
+
+def format_value(value: float) -> str:
+    """A backtick's value as prompt text: the shortest float repr, whole numbers without '.0'."""
+    return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
+
+
+def evaluate_backticks(text: str, frame: int, max_f: int, seed: int = 0, name: str = "prompt") -> str:
+    """`text` with each `expression` replaced by its value at `frame`; ScheduleError naming the text otherwise."""
+    def value(match: re.Match) -> str:
+        try:
+            result = compile_expr(match.group(1)).value_at(frame, max_f, seed)
+        except ScheduleError as exc:
+            raise ScheduleError(f"{name}: backtick expression `{match.group(1)}` in {text!r}: {exc}") from None
+        if not np.isfinite(result):
+            raise ScheduleError(f"{name}: backtick expression `{match.group(1)}` is {result} at frame {frame}")
+        return format_value(result)
+    return BACKTICK.sub(value, text)
+
+
+def _with_values(row: PromptFrame, frame: int, max_f: int, seed: int, name: str) -> PromptFrame:
+    """The row with its four texts' backtick expressions evaluated at `frame`."""
+    texts = (evaluate_backticks(t, frame, max_f, seed, name) for t in
+             (row.prompt, row.negative_prompt, row.blend_prompt, row.blend_negative_prompt))
+    return PromptFrame(*texts, row.blend_weight)
 
 
 def _add_blends(rows: list[PromptFrame], keys: np.ndarray, texts: list, blend_frames: int) -> None:

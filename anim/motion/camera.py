@@ -68,8 +68,11 @@ class Camera:
 
     def move_3d(self, image: torch.Tensor, row: dict, depth: torch.Tensor | None, scale: float = 1.0) -> torch.Tensor:
         """The 3D warp with `row`'s motion (times `scale`, -1 for the inverse move used by cadence)."""
+        if self.motion.projection == "deforum" and self.depth_model.model is None:
+            depth = None  # Deforum's flat scene sits at z = 1 whatever near is
         return warp_3d(
             image, depth, tx=scale * row["translation_x"], ty=scale * row["translation_y"],
             tz=scale * row["translation_z"], rx_deg=scale * row["rotation_3d_x"], ry_deg=scale * row["rotation_3d_y"],
             rz_deg=scale * row["rotation_3d_z"], fov_deg=row["fov"], near=row["near"], far=row["far"],
-            border=self.motion.border)
+            border=self.motion.border, projection=self.motion.projection, aspect_ratio=row["aspect_ratio"],
+            sampling=self.motion.sampling)

@@ -1,4 +1,8 @@
-"""The Deforum-style 3D camera: depth reprojection of the previous frame, one grid_sample.
+"""The 3D camera: depth reprojection of the previous frame, one grid_sample.
+
+Two projections. ``deforum`` (the preset default) is Deforum's own construction, in
+anim.motion.deforum3d: the same numbers move a frame as Deforum moves it. ``pinhole``, below, is a
+metric pinhole camera in pixels (an explicit choice, ``motion.projection: pinhole``).
 
 Model. A pinhole camera looks down +Z with X right and Y down (screen axes, as in
 anim.motion.camera2d). The principal point is the image centre ((W-1)/2, (H-1)/2) and the focal
@@ -35,12 +39,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from anim.motion.deforum3d import rotation_xyz, source_coords_deforum, translation_world
 from anim.motion.flow import border_mode, pixel_grid, sample_px
 
 TRANSLATION_UNITS_PER_CUBE = 200.0
 DEFAULT_FOV_DEG = 40.0
 DEFAULT_NEAR = 200.0
 DEFAULT_FAR = 10000.0
+PROJECTIONS = ("deforum", "pinhole")  # motion.projection: Deforum's construction, or this module's pinhole
 _BEHIND_CAMERA_PX = -1.0e6  # projection target for points that were behind the old camera
 
 
@@ -139,12 +145,31 @@ def _grid_device(device: torch.device) -> torch.device:
     return torch.device("cpu") if device.type == "mps" else device
 
 
-def _coords(image, depth, tx, ty, tz, rx_deg, ry_deg, rz_deg, fov_deg, near, far) -> torch.Tensor:
+def world_depth(depth, batch: int, height: int, width: int, near: float, far: float,
+                device: torch.device) -> torch.Tensor:
+    """(B, H, W) float64 depth in Deforum's world units: 1 when flat (None) whatever ``near`` is; a depth
+    map (in [near, far]) goes to z = 2 - disparity in [1, 2] (nearest 1, farthest 2), as Deforum maps its
+    MiDaS output (normalised disparity; Deforum also histogram-equalises it, which anim does not)."""
+    if depth is None:
+        return torch.ones((batch, height, width), dtype=torch.float64, device=device)
+    d = prepare_depth(depth, batch, height, width, near, far, device)
+    disparity = ((1.0 / d) - 1.0 / far) / (1.0 / near - 1.0 / far)
+    return 2.0 - disparity.clamp(0.0, 1.0)
+
+
+def _coords(image, depth, tx, ty, tz, rx_deg, ry_deg, rz_deg, fov_deg, near, far,
+            projection: str = "pinhole", aspect_ratio: float = 1.0) -> torch.Tensor:
     """Shared body of warp_3d / flow_3d: float64 source pixel coordinates (B, H, W, 2)."""
     if image.dim() != 4:
         raise ValueError(f"image must be (N, C, H, W), got {tuple(image.shape)}")
     batch, _, height, width = image.shape
     device = _grid_device(image.device)
+    if projection == "deforum":
+        z = world_depth(depth, batch, height, width, near, far, device)
+        return source_coords_deforum(z, rotation_xyz(rx_deg, ry_deg, rz_deg), translation_world(tx, ty, tz),
+                                     fov_deg, aspect_ratio)
+    if projection != "pinhole":
+        raise ValueError(f"projection must be one of {PROJECTIONS}, got {projection!r}")
     z = prepare_depth(depth, batch, height, width, near, far, device)
     return source_coords_3d(z, camera_rotation(rx_deg, ry_deg, rz_deg), camera_translation(tx, ty, tz),
                             focal_length_px(fov_deg, width, height))
@@ -156,23 +181,27 @@ def _coords(image, depth, tx, ty, tz, rx_deg, ry_deg, rz_deg, fov_deg, near, far
 def warp_3d(image: torch.Tensor, depth: torch.Tensor | None = None, *, tx: float = 0.0, ty: float = 0.0,
             tz: float = 0.0, rx_deg: float = 0.0, ry_deg: float = 0.0, rz_deg: float = 0.0,
             fov_deg: float = DEFAULT_FOV_DEG, near: float = DEFAULT_NEAR, far: float = DEFAULT_FAR,
-            border: str = "replicate") -> torch.Tensor:
+            border: str = "replicate", projection: str = "pinhole", aspect_ratio: float = 1.0,
+            sampling: str = "bilinear") -> torch.Tensor:
     """The previous frame ``image`` (N, C, H, W) as seen after one frame of 3D camera motion.
 
     ``depth`` (N or 1, 1, H, W) is the previous frame's depth in translation units (None = flat at
     ``near``); motion, units and signs are described in the module docstring. ``border`` is
     replicate | reflect (alias reflection) | wrap | zeros. Zero motion returns an exact copy.
-    Equivalent to ``warp_by_flow(image, flow_3d(image, depth, ...), border)``."""
+    ``projection`` "deforum" follows anim.motion.deforum3d (the motion Deforum's numbers give; ``aspect_ratio``
+    scales its horizontal projection), "pinhole" the camera of this module's docstring. ``sampling`` is
+    bilinear | bicubic | nearest. Bilinear equals ``warp_by_flow(image, flow_3d(image, depth, ...), border)``."""
     border = border_mode(border)
     if is_still(tx, ty, tz, rx_deg, ry_deg, rz_deg):
         return image.clone()
-    coords = _coords(image, depth, tx, ty, tz, rx_deg, ry_deg, rz_deg, fov_deg, near, far)
-    return sample_px(image, coords, border)
+    coords = _coords(image, depth, tx, ty, tz, rx_deg, ry_deg, rz_deg, fov_deg, near, far, projection, aspect_ratio)
+    return sample_px(image, coords, border, sampling)
 
 
 def flow_3d(image: torch.Tensor, depth: torch.Tensor | None = None, *, tx: float = 0.0, ty: float = 0.0,
             tz: float = 0.0, rx_deg: float = 0.0, ry_deg: float = 0.0, rz_deg: float = 0.0,
-            fov_deg: float = DEFAULT_FOV_DEG, near: float = DEFAULT_NEAR, far: float = DEFAULT_FAR) -> torch.Tensor:
+            fov_deg: float = DEFAULT_FOV_DEG, near: float = DEFAULT_NEAR, far: float = DEFAULT_FAR,
+            projection: str = "pinhole", aspect_ratio: float = 1.0) -> torch.Tensor:
     """The sampling field of :func:`warp_3d` as a flow (N, 2, H, W) float32 in pixels on the image's
     device: ``warp_3d(image)(x) = image(x + flow(x))`` (destination pixel -> source offset, the
     convention of anim.motion.flow). ``image`` only gives the batch, size and device. Useful for
@@ -180,6 +209,6 @@ def flow_3d(image: torch.Tensor, depth: torch.Tensor | None = None, *, tx: float
     batch, _, height, width = image.shape
     if is_still(tx, ty, tz, rx_deg, ry_deg, rz_deg):
         return torch.zeros(batch, 2, height, width, dtype=torch.float32, device=image.device)
-    coords = _coords(image, depth, tx, ty, tz, rx_deg, ry_deg, rz_deg, fov_deg, near, far)
+    coords = _coords(image, depth, tx, ty, tz, rx_deg, ry_deg, rz_deg, fov_deg, near, far, projection, aspect_ratio)
     offset = coords - pixel_grid(height, width, dtype=torch.float64, device=coords.device)
     return offset.permute(0, 3, 1, 2).to(device=image.device, dtype=torch.float32).contiguous()

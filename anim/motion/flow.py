@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from anim.errors import InputError, ModelError
 from anim.motion.camera2d import BORDER_MODES, pixel_to_normalized
 
+SAMPLING_MODES = ("bilinear", "bicubic", "nearest")  # grid_sample interpolations
 FLOW_METHODS = ("dis", "farneback", "raft", "raft_small", "raft_large")
 # Sundaram et al. 2010 / Ruder et al. 2016 constants for the forward/backward consistency test.
 CONSISTENCY_ALPHA = 0.01
@@ -43,20 +44,25 @@ def border_mode(border: str) -> str:
     return name
 
 
-def sample_px(image: torch.Tensor, coords_px: torch.Tensor, border: str = "replicate") -> torch.Tensor:
-    """Bilinear ``out[n, :, y, x] = image[n, :, coords[n, y, x, 1], coords[n, y, x, 0]]`` with pixel
-    coordinates (N, H', W', 2) in any float dtype; ``border`` as in anim.motion.camera2d (``wrap``
-    wraps the coordinates and pads the image circularly so taps across the seam read the far edge)."""
+def sample_px(image: torch.Tensor, coords_px: torch.Tensor, border: str = "replicate",
+              mode: str = "bilinear") -> torch.Tensor:
+    """``out[n, :, y, x] = image[n, :, coords[n, y, x, 1], coords[n, y, x, 0]]`` with pixel coordinates
+    (N, H', W', 2) in any float dtype, interpolated by ``mode`` (bilinear | bicubic | nearest); ``border`` as
+    in anim.motion.camera2d (``wrap`` wraps the coordinates and pads the image circularly so taps across the
+    seam read the far edge)."""
     border = border_mode(border)
+    if mode not in SAMPLING_MODES:
+        raise ValueError(f"sampling mode must be one of {SAMPLING_MODES}, got {mode!r}")
     height, width = image.shape[-2:]
     source = image
     if border == "wrap":
         sizes = torch.tensor([width, height], dtype=coords_px.dtype, device=coords_px.device)
-        coords_px = torch.remainder(coords_px, sizes)
-        source = F.pad(image, (0, 1, 0, 1), mode="circular")
-        height, width = height + 1, width + 1
+        before = 1 if mode == "bicubic" else 0  # bicubic reads one tap before and two after
+        coords_px = torch.remainder(coords_px, sizes) + before
+        source = F.pad(image, (before, before + 1, before, before + 1), mode="circular")
+        height, width = height + 2 * before + 1, width + 2 * before + 1
     grid = pixel_to_normalized(coords_px, height, width).to(device=image.device, dtype=image.dtype)
-    return F.grid_sample(source, grid, mode="bilinear", padding_mode=_PADDING_MODE[border], align_corners=False)
+    return F.grid_sample(source, grid, mode=mode, padding_mode=_PADDING_MODE[border], align_corners=False)
 
 
 def pixel_grid(height: int, width: int, *, dtype=torch.float64, device="cpu") -> torch.Tensor:

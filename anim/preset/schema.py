@@ -39,10 +39,13 @@ class Motion(_Section):
     rotation_3d_z: Sched = 0.0
     transform_center_x: Sched = 0.5  # fraction of the width
     transform_center_y: Sched = 0.5
-    fov: Sched = 40.0  # degrees
+    fov: Sched = 70.0  # degrees (Deforum's default)
     near: Sched = 200.0
     far: Sched = 10000.0
+    aspect_ratio: Sched = 1.0  # 3D deforum projection: horizontal scale (Deforum's aspect_ratio_schedule)
     border: Literal["replicate", "wrap", "reflect", "zeros"] = "replicate"
+    projection: Literal["deforum", "pinhole"] = "deforum"  # 3D: Deforum's construction, or a metric pinhole
+    sampling: Literal["bicubic", "bilinear", "nearest"] = "bicubic"  # 3D warp interpolation (Deforum's default)
     depth_model: str = "flat"
     save_depth: bool = False
 
@@ -185,7 +188,7 @@ class Preset(_Section):
 SCHEDULED: tuple[tuple[tuple[str, ...], str, str], ...] = (
     *((("motion", n), n, "float") for n in (
         "angle", "zoom", "translation_x", "translation_y", "translation_z", "rotation_3d_x",
-        "rotation_3d_y", "rotation_3d_z", "transform_center_x", "transform_center_y", "fov", "near", "far")),
+        "rotation_3d_y", "rotation_3d_z", "transform_center_x", "transform_center_y", "fov", "near", "far", "aspect_ratio")),
     (("denoise",), "denoise", "float"),
     (("cfg_scale",), "cfg_scale", "float"),
     (("steps",), "steps", "int"),

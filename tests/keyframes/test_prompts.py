@@ -19,8 +19,8 @@ def test_latest_keyframe_wins_and_first_holds_backwards():
 def test_neg_split_and_globals_joined():
     rows = resolve_prompts({0: " a cat --neg ugly ", 1: "a dog"}, 2,
                            negative_prompt=" blurry ", positive_prompt="oil painting")
-    assert rows[0] == plain("a cat, oil painting", "ugly, blurry")
-    assert rows[1] == plain("a dog, oil painting", "blurry")
+    assert rows[0] == plain("oil painting, a cat", "ugly, blurry")  # the global positive is prepended (Deforum)
+    assert rows[1] == plain("oil painting, a dog", "blurry")
 
 
 def test_empty_parts_are_skipped():

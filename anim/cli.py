@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import signal
 import sys
 import threading
@@ -15,6 +16,8 @@ USAGE_EXAMPLES = """examples:
   python render.py presets/zoom_tunnel.yaml max_frames=24 motion.zoom="0:(1.05)" --dry-run
   python render.py presets/zoom_tunnel.yaml --frames 0:30 --out outputs/tunnel
   python render.py --resume outputs/tunnel
+  python render.py my_deforum_settings.txt max_frames=24 --dry-run   # a Deforum settings file or Parseq export
+  python render.py import-deforum my_deforum_settings.txt -o preset.yaml
 """
 
 
@@ -45,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
             from anim.batch.cli import batch_main
 
             return batch_main(argv[1:])
+        if argv and argv[0] == "import-deforum":
+            return import_main(argv[1:])
         if threading.current_thread() is not threading.main_thread():
             return render_main(argv)
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
@@ -99,6 +104,8 @@ def render_main(argv: list[str]) -> int:
     if not args.preset and not args.resume:
         raise PresetError("no preset given: python render.py PRESET.yaml (or --resume RUN_DIR)")
     run = open_run(args.preset, args.overrides, out=args.out, resume=args.resume, force=args.force)
+    if run.loaded.notes:
+        print(f"anim: note: {import_note(run.loaded.notes, args.preset)}", file=sys.stderr)
     try:
         if args.dry_run:
             return dry_run(run, args.frames)
@@ -110,6 +117,38 @@ def render_main(argv: list[str]) -> int:
         return 0
     finally:
         run.close()
+
+
+def import_note(notes: list[str], source: str | None) -> str:
+    """One line saying which imported settings were not carried over, and where the reasons are."""
+    keys = [line.split(" = ", 1)[0] for line in notes]
+    shown = ", ".join(keys[:8]) + (f" and {len(keys) - 8} more" if len(keys) > 8 else "")
+    return (f"{len(keys)} setting(s) not carried over: {shown} (reasons: python render.py import-deforum "
+            f"{source} -o preset.yaml)")
+
+
+def import_main(argv: list[str]) -> int:
+    """`render.py import-deforum SETTINGS [-o preset.yaml]`: write the anim preset of a Deforum settings file
+    (or Parseq export), beginning with a comment block of what was not carried over and why."""
+    from anim.importers import header_comment, import_file
+    from anim.media.files import atomic_write_text
+    from anim.plan import validate_preset
+    from anim.preset.yamlio import dump_yaml
+
+    parser = argparse.ArgumentParser(prog="render.py import-deforum",
+                                     description="Write the anim preset of a Deforum settings file or Parseq export.")
+    parser.add_argument("settings", help="Deforum *_settings.txt (JSON) or Parseq export")
+    parser.add_argument("-o", "--out", type=Path, help="preset YAML to write (default: print it)")
+    args = parser.parse_args(argv)
+    imported = import_file(args.settings)
+    validate_preset(copy.deepcopy(imported.data), args.settings, imported.preset_lines())  # fails before writing
+    text = header_comment(imported, args.settings) + dump_yaml(imported.data)
+    if args.out is None:
+        sys.stdout.write(text)
+        return 0
+    atomic_write_text(args.out, text)
+    print(f"wrote {args.out} ({len(imported.notes)} setting(s) not carried over, listed at its top)")
+    return 0
 
 
 def dry_run(run, frames_text: str | None) -> int:

@@ -5,9 +5,13 @@ from pathlib import Path
 
 import numpy as np
 
-from anim.errors import ScheduleError
+from anim.errors import PresetError, ScheduleError
+from anim.importers import import_file, sniff
+from anim.importers.common import read_json_object
+from anim.importers.parseq import from_parseq, is_parseq
+from anim.importers.sniff import merge_parseq
 from anim.keyframes import FrameTable, resolve_prompts, resolve_seeds
-from anim.preset import LoadedPreset, Preset
+from anim.preset import LoadedPreset, Preset, apply_overrides
 from anim.preset import load_preset as load_preset_file
 from anim.preset import validate_preset as validate_preset_data
 from anim.preset.schedules import column_range, parse_spec, schedule_specs, strip_name
@@ -26,13 +30,37 @@ def input_video_info(preset: Preset) -> tuple[int, float | None]:
 
 
 def load_preset(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> LoadedPreset:
-    """A preset file, overridden and validated, with max_frames/fps read from init_video when they default."""
-    return load_preset_file(path, overrides, video_info=input_video_info)
+    """A preset file, overridden and validated, with max_frames/fps read from init_video when they default.
+    The file may also be a Deforum settings file or a Parseq export (recognised by content): it is imported
+    with its own meaning first (anim.importers), and `key=value` overrides then apply to the anim keys."""
+    kind = sniff(path)
+    if kind == "yaml":
+        return load_preset_file(path, overrides, video_info=input_video_info, expand=expand_parseq)
+    imported = import_file(path)
+    applied = apply_overrides(imported.data, overrides)
+    return validate_preset_data(imported.data, str(path), imported.preset_lines(), applied,
+                                video_info=input_video_info, expand=expand_parseq, origins=imported.origins,
+                                notes=[note.line() for note in imported.notes])
 
 
 def validate_preset(data: dict, source: str, lines: dict, overrides: dict | None = None) -> LoadedPreset:
     """Preset data validated as `load_preset` does (init_video read when a default needs it)."""
-    return validate_preset_data(data, source, lines, overrides, video_info=input_video_info)
+    return validate_preset_data(data, source, lines, overrides, video_info=input_video_info, expand=expand_parseq)
+
+
+def expand_parseq(data: dict) -> None:
+    """`parseq: export.json`: the export's rendered frames replace the schedules, prompts, frame count, fps and
+    cadence it holds (as Deforum's Parseq adapter does); the preset's own values stay for the rest."""
+    path = data.get("parseq")
+    if not path:
+        return
+    if not isinstance(path, str):
+        raise PresetError(f"expected the path of a Parseq export, got {path!r}")
+    export, _text = read_json_object(Path(path))
+    if export is None or not is_parseq(export):
+        raise PresetError(f"{path}: not a Parseq export (expected a JSON object with rendered_frames)")
+    units = data.get("controlnet") if isinstance(data.get("controlnet"), list) else []
+    merge_parseq(data, from_parseq(export, path, n_units=len(units)))
 
 
 def _check_range(loaded: LoadedPreset, path: tuple[str, ...], column: str, values: np.ndarray) -> None:

@@ -18,10 +18,11 @@ from anim.preset.yamlio import dump_yaml, load_with_lines, parse_yaml
 
 LIST_KEYS = ("controlnet", "loras")  # preset keys that hold lists (an override indexes them)
 VideoInfo = Callable[[Preset], "tuple[int, float | None]"]  # init_video -> (frame count, fps)
+Expand = Callable[[dict], None]  # fills preset data in place from the files it names (parseq: export.json)
 
 
 def load_preset(path: str | Path, overrides: list[str] | tuple[str, ...] = (), *,
-                video_info: VideoInfo | None = None) -> LoadedPreset:
+                video_info: VideoInfo | None = None, expand: Expand | None = None) -> LoadedPreset:
     """Read, override and validate a preset file; every error names the key and its line.
     `video_info(preset) -> (n_frames, fps)` reads init_video when max_frames/fps default to it
     (anim.plan.load_preset passes the real probe)."""
@@ -38,7 +39,7 @@ def load_preset(path: str | Path, overrides: list[str] | tuple[str, ...] = (), *
     if not isinstance(data, dict):
         raise PresetError(f"{path}:1: a preset is a YAML mapping of keys (model, prompts, ...), not {type(data).__name__}")
     applied = apply_overrides(data, overrides)
-    return validate_preset(data, str(path), lines, applied, video_info=video_info)
+    return validate_preset(data, str(path), lines, applied, video_info=video_info, expand=expand)
 
 
 def check_text(node: Any, where: LoadedPreset, path: tuple[str, ...] = ()) -> None:
@@ -101,10 +102,19 @@ def _set_path(data: Any, parts: tuple[str, ...], value: Any, item: str) -> None:
 
 
 def validate_preset(data: dict, source: str, lines: dict, overrides: dict | None = None, *,
-                    video_info: VideoInfo | None = None) -> LoadedPreset:
-    """Validate raw preset data; the first problem becomes one PresetError with key path and line."""
-    overrides = overrides or {}
-    shell = LoadedPreset.model_construct(preset=None, source=source, lines=lines, overrides=overrides)
+                    video_info: VideoInfo | None = None, expand: Expand | None = None,
+                    origins: dict | None = None, notes: list[str] | None = None) -> LoadedPreset:
+    """Validate raw preset data; the first problem becomes one PresetError with key path and line.
+    `expand(data)` first fills in what named files hold (anim.plan passes the Parseq reader); `origins` and
+    `notes` come from an import (anim.importers)."""
+    overrides, origins = overrides or {}, origins or {}
+    shell = LoadedPreset.model_construct(preset=None, source=source, lines=lines, overrides=overrides,
+                                         origins=origins)
+    if expand is not None:
+        try:
+            expand(data)
+        except AnimError as exc:
+            raise shell.error(("parseq",), str(exc)) from None
     check_text(data, shell)
     try:
         preset = Preset.model_validate(data)
@@ -118,7 +128,7 @@ def validate_preset(data: dict, source: str, lines: dict, overrides: dict | None
     if seed_was_random:
         preset.seed = secrets.randbelow(2**32 - 1)
     loaded = LoadedPreset(preset=preset, source=source, lines=lines, overrides=overrides,
-                          seed_was_random=seed_was_random)
+                          seed_was_random=seed_was_random, origins=origins, notes=list(notes or []))
     check_schedules(loaded)  # parse every schedule now, so errors surface at load
     return loaded
 

@@ -117,6 +117,7 @@ class Preset(_Section):
     prompt_blend: int = Field(0, ge=0)  # frames of embedding crossfade before each prompt keyframe
     prompt_blend_mode: Literal["lerp", "slerp"] = "lerp"
 
+    parseq: Optional[str] = None  # a Parseq export: its rendered frames drive the schedules it has (Deforum's way)
     init_image: Optional[str] = None
     init_denoise: float = Field(0.6, ge=0.0, le=1.0)
     init_video: Optional[str] = None
@@ -213,6 +214,8 @@ class LoadedPreset(BaseModel):
     lines: dict[tuple[str, ...], int] = Field(default_factory=dict)
     overrides: dict[tuple[str, ...], str] = Field(default_factory=dict)
     seed_was_random: bool = False  # seed: -1 was replaced by a fresh one (a resume adopts the stored seed)
+    origins: dict[tuple[str, ...], str] = Field(default_factory=dict)  # imported key -> the source file's key
+    notes: list[str] = Field(default_factory=list)  # what an import could not carry over, one line each
 
     def where(self, path: tuple[str, ...]) -> str:
         """"override 'k=v'" when an override set this key, a parent or a child of it (overrides replace what
@@ -230,5 +233,8 @@ class LoadedPreset(BaseModel):
         return self.source
 
     def error(self, path: tuple[str, ...], message: str) -> PresetError:
-        """A PresetError that names the place and the key path."""
-        return PresetError(f"{self.where(path)}: {'.'.join(map(str, path))}: {message}")
+        """A PresetError that names the place and the key path (and the imported file's own key)."""
+        path = tuple(str(p) for p in path)
+        origin = next((self.origins[path[:cut]] for cut in range(len(path), 0, -1) if path[:cut] in self.origins), None)
+        named = '.'.join(path) + (f" (from {origin})" if origin and origin != path[-1] else "")
+        return PresetError(f"{self.where(path)}: {named}: {message}")

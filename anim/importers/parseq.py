@@ -1,0 +1,120 @@
+"""A Parseq export -> per-frame schedules, prompts, frame count, fps and cadence, as Deforum's Parseq adapter
+uses them: motion fields from their `<field>_delta` (per-frame moves; zoom's delta is a factor around 1),
+everything else absolute; fields the export does not have keep the preset's own schedules."""
+from __future__ import annotations
+
+from typing import Any
+
+from anim.errors import PresetError
+from anim.importers.common import Imported, number, whole
+
+# Parseq field -> anim preset path. Motion reads `<field>_delta`.
+MOTION = {name: ("motion", name) for name in (
+    "angle", "zoom", "translation_x", "translation_y", "translation_z", "rotation_3d_x", "rotation_3d_y",
+    "rotation_3d_z")}
+ABSOLUTE = {
+    "noise": ("noise",), "contrast": ("contrast",), "scale": ("cfg_scale",), "fov": ("motion", "fov"),
+    "near": ("motion", "near"), "far": ("motion", "far"), "transform_center_x": ("motion", "transform_center_x"),
+    "transform_center_y": ("motion", "transform_center_y"), "aspect_ratio": ("motion", "aspect_ratio"),
+    "antiblur_kernel": ("unsharp_kernel",), "antiblur_sigma": ("unsharp_sigma",),
+    "antiblur_amount": ("unsharp_amount",), "antiblur_threshold": ("unsharp_threshold",),
+    "steps_schedule": ("steps",),
+}
+NOT_CARRIED = ("perspective_flip_theta", "perspective_flip_phi", "perspective_flip_gamma", "perspective_flip_fv",
+               "subseed", "subseed_strength", "sampler_schedule", "checkpoint", "clipskip", "noise_multiplier",
+               "pix2pix_img_cfg_scale", "hybrid_comp_alpha", "hybrid_flow_factor", "ddim_eta", "ancestral_eta")
+IGNORED_SUFFIXES = ("_delta", "_pc")
+
+
+def is_parseq(data: dict) -> bool:
+    """A Parseq export has `rendered_frames` (a list) and usually meta.generated_by 'sd_parseq'."""
+    return isinstance(data.get("rendered_frames"), list)
+
+
+def parseq_frames(export: dict, source: str) -> list[dict]:
+    """The rendered frames ordered by their `frame` number (later duplicates win, as in Deforum)."""
+    frames = export.get("rendered_frames")
+    if not isinstance(frames, list) or not frames or not all(isinstance(f, dict) for f in frames):
+        raise PresetError(f"{source}: a Parseq export needs a non-empty 'rendered_frames' list of frame objects")
+    by_frame: dict[int, dict] = {}
+    for index, frame in enumerate(frames):
+        number_ = whole(frame.get("frame"))
+        if number_ is None or number_ < 0:
+            raise PresetError(f"{source}: rendered_frames[{index}] has no frame number ('frame': {frame.get('frame')!r})")
+        by_frame[number_] = frame
+    return [by_frame[k] for k in sorted(by_frame)]
+
+
+def _per_frame(frames: list[dict], field: str, source: str) -> dict[int, float]:
+    """{frame: value} of one field (a mapping schedule: consecutive numeric keyframes interpolate exactly)."""
+    values: dict[int, float] = {}
+    for frame in frames:
+        value = number(frame.get(field))
+        if value is None:
+            raise PresetError(f"{source}: frame {frame['frame']}: {field} is {frame.get(field)!r}, not a number")
+        values[int(frame["frame"])] = value
+    return values
+
+
+def from_parseq(export: dict, source: str, n_units: int = 0) -> Imported:
+    """Preset data (anim keys) that the export sets; `n_units` is how many ControlNet units the preset has
+    (their cn_N_* schedules are filled from the export)."""
+    out = Imported(kind="parseq", data={})
+    frames = parseq_frames(export, source)
+    first = frames[0]
+    options = export.get("options") if isinstance(export.get("options"), dict) else {}
+    out.put(("max_frames",), len(frames), "rendered_frames")
+    fps, cadence = number(options.get("output_fps")), whole(options.get("cadence"))
+    if fps:
+        out.put(("fps",), fps, "options.output_fps")
+    if cadence and cadence >= 1:
+        out.put(("cadence",), cadence, "options.cadence")
+    used = {"frame", "deforum_prompt"}
+    for field, path in MOTION.items():
+        if f"{field}_delta" in first:
+            out.put(path, _per_frame(frames, f"{field}_delta", source), f"{field}_delta")
+            used.add(field)
+    for field, path in ABSOLUTE.items():
+        if field in first:
+            out.put(path, _per_frame(frames, field, source), field)
+            used.add(field)
+    if "strength" in first:
+        strength = _per_frame(frames, "strength", source)
+        out.put(("denoise",), {f: round(1.0 - v, 12) for f, v in strength.items()}, "strength")
+        used.add("strength")
+    if "seed" in first:  # Deforum uses int(seed) on every frame, whatever the seed behaviour
+        seeds = _per_frame(frames, "seed", source)
+        out.put(("seed_behavior",), "schedule", "seed")
+        out.put(("seed_schedule",), {f: float(int(v)) for f, v in seeds.items()}, "seed")
+        used.add("seed")
+    for i in range(n_units):
+        for key in ("weight", "guidance_start", "guidance_end"):
+            field = f"cn_{i + 1}_{key}"
+            if field in first:
+                out.put(("controlnet", str(i), key), _per_frame(frames, field, source), field)
+                used.add(field)
+    if "deforum_prompt" in first:
+        _prompts(frames, out)
+    for field in sorted(first):
+        if field in used or field.endswith(IGNORED_SUFFIXES):
+            continue
+        reason = "not carried yet" if field in NOT_CARRIED else "not a field anim reads"
+        out.note(field, first[field], reason)
+    return out
+
+
+def _prompts(frames: list[dict], out: Imported) -> None:
+    """Each frame's deforum_prompt ("positive --neg negative"), kept where it changes; Deforum adds no global
+    prompts to Parseq's."""
+    prompts: dict[int, Any] = {}
+    previous = None
+    for frame in frames:
+        text = frame.get("deforum_prompt")
+        text = "" if text is None else str(text)
+        if text != previous:
+            prompts[int(frame["frame"])] = text
+            previous = text
+    out.put(("prompts",), prompts, "deforum_prompt")
+    out.put(("positive_prompt",), "", "deforum_prompt")
+    out.put(("negative_prompt",), "", "deforum_prompt")
+    out.put(("prompt_blend",), 0, "deforum_prompt")

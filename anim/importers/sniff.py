@@ -1,0 +1,89 @@
+"""What a preset file is, by its content (whatever its extension): an anim YAML preset, a Deforum settings
+file or a Parseq export; and the preset data the latter two become."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from anim.errors import PresetError
+from anim.importers.common import Imported, key_lines, read_json_object
+from anim.importers.deforum import DEFAULT_MODEL, from_deforum, is_deforum
+from anim.importers.parseq import MOTION, from_parseq, is_parseq
+
+EXPECTED = ("a Deforum settings file (a JSON object with keys such as animation_mode, max_frames, prompts) "
+            "or a Parseq export (a JSON object with rendered_frames)")
+ANIM_KEYS = ("motion", "denoise", "controlnet", "output", "performance", "loras", "prompt_blend")
+
+
+def sniff(path: str | Path) -> str:
+    """'deforum', 'parseq' or 'yaml' (an anim preset, also when it is written as JSON). A .json/.txt file
+    that is a JSON object but neither Deforum's nor Parseq's is an error naming the file."""
+    path = Path(path)
+    data, _text = read_json_object(path)
+    if data is None:
+        if path.suffix.lower() == ".json":
+            raise PresetError(f"{path}: not a JSON object; expected {EXPECTED}")
+        return "yaml"
+    if is_parseq(data):
+        return "parseq"
+    if is_deforum(data):
+        return "deforum"
+    if any(key in data for key in ANIM_KEYS) or path.suffix.lower() in (".yaml", ".yml"):
+        return "yaml"
+    raise PresetError(f"{path}: a JSON object with none of the keys expected of {EXPECTED}")
+
+
+def import_file(path: str | Path) -> Imported:
+    """The preset data of a Deforum settings file or a Parseq export (PresetError naming the file otherwise).
+    A Parseq export on its own becomes a preset that reads it (`parseq: PATH`), 3D when it moves in 3D."""
+    path = Path(path)
+    data, text = read_json_object(path)
+    if data is not None and is_parseq(data):
+        probe = from_parseq(data, str(path))
+        three_d = any(key in probe.data.get("motion", {}) for key in MOTION if key.endswith(("_z", "3d_x", "3d_y")))
+        out = Imported(kind="parseq", data={"model": DEFAULT_MODEL, "parseq": str(path),
+                                            "motion": {"mode": "3d" if three_d else "2d"}},
+                       notes=probe.notes)
+        if "prompts" not in probe.data:
+            raise PresetError(f"{path}: the Parseq export has no deforum_prompt per frame; give the prompts in a "
+                              f"preset with `parseq: {path}`")
+        return out
+    if data is None or not is_deforum(data):
+        raise PresetError(f"{path}: not {EXPECTED}")
+    try:
+        return from_deforum(data, key_lines(text))
+    except PresetError as exc:  # name the file (and the key's line) once
+        message = str(exc)
+        key = message.split(":", 1)[0]
+        line = key_lines(text).get(key)
+        raise PresetError(f"{path}{':' + str(line) if line else ''}: {message}") from None
+
+
+def merge_parseq(data: dict, parseq: Imported) -> None:
+    """Lay the export's schedules over preset data: each key the export sets replaces the preset's."""
+    for path, _source in parseq.origins.items():
+        value = parseq.data
+        for part in path:
+            value = value[part]
+        node = data
+        for depth, part in enumerate(path[:-1]):
+            if isinstance(node, list):
+                node = node[int(part)]
+            else:
+                node = node.setdefault(part, [] if part == "controlnet" and depth == 0 else {})
+        if isinstance(node, list):
+            node[int(path[-1])] = value
+        else:
+            node[path[-1]] = value
+
+
+def header_comment(imported: Imported, source: str) -> str:
+    """The comment block an imported preset begins with: where it came from and every setting that was
+    changed from Deforum's default but not carried over, with the reason."""
+    lines = [f"# Imported by anim from {source} ({imported.kind}).",
+             "# Render it with: python render.py THIS_FILE.yaml"]
+    if imported.notes:
+        lines.append(f"# Not carried over (or carried with a change), {len(imported.notes)}:")
+        lines.extend(f"#   {note.line()}" for note in imported.notes)
+    else:
+        lines.append("# Every setting that differs from Deforum's defaults was carried over.")
+    return "\n".join(line.replace("\n", " ") for line in lines) + "\n"

@@ -48,9 +48,10 @@ def validate_preset(data: dict, source: str, lines: dict, overrides: dict | None
     return validate_preset_data(data, source, lines, overrides, video_info=input_video_info, expand=expand_parseq)
 
 
-def expand_parseq(data: dict) -> None:
+def expand_parseq(data: dict, keep: set = frozenset()) -> None:
     """`parseq: export.json`: the export's rendered frames replace the schedules, prompts, frame count, fps and
-    cadence it holds (as Deforum's Parseq adapter does); the preset's own values stay for the rest."""
+    cadence it holds (as Deforum's Parseq adapter does); the preset's own values stay for the rest, and the key
+    paths in `keep` (command-line overrides) win over the export."""
     path = data.get("parseq")
     if not path:
         return
@@ -60,7 +61,7 @@ def expand_parseq(data: dict) -> None:
     if export is None or not is_parseq(export):
         raise PresetError(f"{path}: not a Parseq export (expected a JSON object with rendered_frames)")
     units = data.get("controlnet") if isinstance(data.get("controlnet"), list) else []
-    merge_parseq(data, from_parseq(export, path, n_units=len(units)))
+    merge_parseq(data, from_parseq(export, path, n_units=len(units)), keep)
 
 
 def _check_range(loaded: LoadedPreset, path: tuple[str, ...], column: str, values: np.ndarray) -> None:

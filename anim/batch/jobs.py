@@ -11,6 +11,7 @@ from pathlib import Path
 from PIL import Image
 
 from anim.errors import ModelError, PresetError
+from anim.importers import sniff
 from anim.media.png import is_complete_png
 from anim.runfolder import complete_frames, is_finished, missing_frames  # noqa: F401 - the batch reads run folders
 
@@ -59,13 +60,27 @@ def discover_jobs(paths: list[str]) -> list[Job]:
 
 
 def _presets_at(path: Path) -> list[Path]:
-    """A preset file itself, or the *.yaml files of a folder (sorted by name)."""
+    """A preset file itself, or a folder's *.yaml presets and the Deforum settings files / Parseq exports among
+    its *.txt and *.json files (Deforum's own batch mode is a folder of settings files), sorted by name."""
     if path.is_dir():
-        found = sorted(p for p in path.glob("*.yaml") if p.is_file())
+        found = sorted(p for p in path.iterdir() if p.is_file() and _is_preset(p))
         if not found:
-            raise PresetError(f"batch: folder {path} holds no *.yaml presets")
+            raise PresetError(f"batch: folder {path} holds no *.yaml presets or Deforum settings files")
         return found
     return [path]  # a missing file becomes a failed job (its row says so); the rest of the batch runs
+
+
+def _is_preset(path: Path) -> bool:
+    """*.yaml / *.yml, or a *.txt / *.json file whose content is a Deforum settings file or Parseq export."""
+    suffix = path.suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        return True
+    if suffix not in (".txt", ".json"):
+        return False
+    try:
+        return sniff(path) in ("deforum", "parseq")
+    except PresetError:
+        return False  # some other JSON/text beside the presets
 
 
 def _unique_name(stem: str, taken: set[str]) -> str:

@@ -58,7 +58,7 @@ class PromptEncoder:
 
     def token_ids(self, text: str) -> list[int]:
         """Token ids of plain text, without BOS/EOS and without truncation."""
-        return list(self.tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])
+        return list(self.tokenizer(text, add_special_tokens=False, truncation=False, verbose=False)["input_ids"])
 
     def chunks(self, prompt: str) -> list[Chunk]:
         """Split a weighted prompt into padded 77-token chunks of (ids, weights), A1111 style."""

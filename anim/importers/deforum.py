@@ -117,7 +117,7 @@ def import_video_input(r: Reader) -> None:
     path = path_value(r.get("video_init_path"))
     if path is None:
         raise PresetError("video_init_path: animation_mode 'Video Input' needs a video")
-    if r.refuse_url("video_init_path", path):
+    if not r.usable_path("video_init_path", path):
         raise PresetError(f"video_init_path: {path!r} is a URL; anim never downloads: save the video and "
                           "give its path")
     r.put(("init_video",), path, "video_init_path")
@@ -269,7 +269,7 @@ def import_strength(r: Reader) -> None:
     image = path_value(r.get("init_image"))
     if not flag(r.get("use_init")) or image is None:
         return
-    if r.refuse_url("init_image", image):
+    if not r.usable_path("init_image", image):
         return
     r.put(("init_image",), image, "init_image")
     r.put(("init_denoise",), round(1.0 - (strength if strength is not None else 0.8), 12), "strength")
@@ -330,7 +330,7 @@ def import_color(r: Reader) -> None:
     mapped = COLOR_COHERENCE.get(raw.lower())
     if raw.lower() == "image":
         path = path_value(r.get("color_coherence_image_path"))
-        if path and not r.refuse_url("color_coherence_image_path", path):
+        if path and r.usable_path("color_coherence_image_path", path):
             r.put(("color_reference",), path, "color_coherence_image_path")
         mapped = "lab"
     elif mapped is None:

@@ -69,7 +69,7 @@ def _unit(r, prefix: str, module: Any, model: Any, video: str | None, loopback: 
     elif video is None:
         r.note(prefix + "vid_path", "", "the unit has no input video; not carried")
         return None
-    elif r.refuse_url(prefix + "vid_path", video):
+    elif not r.usable_path(prefix + "vid_path", video):
         return None
     else:
         source = video
@@ -108,7 +108,7 @@ def import_soundtrack(r) -> None:
         path = path_value(r.get("video_init_path"))
         key = "add_soundtrack"
     r.take("soundtrack_path")
-    if path and not r.refuse_url(key, path):
+    if path and r.usable_path(key, path):
         r.put(("output", "audio"), path, key)
     hybrid = str(r.get("hybrid_composite") or "None").strip()
     motion = str(r.get("hybrid_motion") or "None").strip()

@@ -2,11 +2,14 @@
 and the notes for changed settings that were not carried over."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from anim.importers.common import Imported, is_url, number
+from anim.errors import PresetError, ScheduleError
+from anim.importers.common import Imported, is_url, number, whole
 from anim.importers.deforum_defaults import DEFORUM_DEFAULTS, METADATA_KEYS, NUMBER_TO_SCHEDULE, OLD_DEFAULTS
-from anim.importers.schedule_text import dedupe
+from anim.importers.schedule_text import dedupe, drop_past
+from anim.keyframes import parse_schedule
 
 # Settings that change where/how Deforum saves files or its UI, not the frames: never reported.
 NO_EFFECT_ON_FRAMES = frozenset({
@@ -90,6 +93,16 @@ class Reader:
         if repeated:
             self.note(key, value, f"frame(s) {', '.join(map(str, repeated))} given twice: the last keyframe is "
                                   "kept, as Deforum does")
+        frames = whole(self.settings.get("max_frames"))
+        if frames:
+            text, dropped = drop_past(text, frames - 1)
+            if dropped:
+                self.note(key, value, f"keyframe(s) at {', '.join(map(str, dropped))} lie past the last frame "
+                                      f"({frames - 1}): left out, as Deforum ignores them")
+        try:
+            parse_schedule(text, key)  # a malformed schedule is named by its Deforum key and text, now
+        except ScheduleError as exc:
+            raise PresetError(str(exc)) from None
         return text
 
     def refuse_url(self, key: str, path: str) -> bool:
@@ -113,6 +126,15 @@ class Reader:
             for key in self.settings:
                 if key.startswith(HYBRID_PREFIX):
                     self.take(key)
+
+    def usable_path(self, key: str, path: str) -> bool:
+        """False (with a note) for a URL; a local path is carried as written, with a note when this machine does
+        not have it (a Windows path from the artist's PC): fix it before rendering."""
+        if self.refuse_url(key, path):
+            return False
+        if not Path(path).exists():
+            self.note(key, path, "carried as written, but not found on this machine: fix the path before rendering")
+        return True
 
     def report_unused(self) -> None:
         """Note every key the file changed from Deforum's default that no reader used."""

@@ -88,3 +88,14 @@ def map_values(spec: Any, numeric: Callable[[float], float], template: str) -> A
 def _tidy(value: float) -> float:
     """Round away binary noise (1 - 0.65 = 0.35000000000000003 -> 0.35)."""
     return float(f"{value:.12g}")
+
+
+def drop_past(text: str, last_frame: int) -> tuple[str, list[int]]:
+    """(schedule text without literal keyframes after `last_frame`, the frames dropped): Deforum ignores them,
+    so the value holds from the last keyframe inside the render (anim's own presets let them shape the curve)."""
+    pairs = split_keyframes(text)
+    kept = [(k, v) for k, v in pairs if literal_frame(k) is None or literal_frame(k) <= last_frame]
+    dropped = [literal_frame(k) for k, _ in pairs if literal_frame(k) is not None and literal_frame(k) > last_frame]
+    if not dropped or not kept:
+        return text, []
+    return join_keyframes(kept), dropped

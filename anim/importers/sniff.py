@@ -58,9 +58,12 @@ def import_file(path: str | Path) -> Imported:
         raise PresetError(f"{path}{':' + str(line) if line else ''}: {message}") from None
 
 
-def merge_parseq(data: dict, parseq: Imported) -> None:
-    """Lay the export's schedules over preset data: each key the export sets replaces the preset's."""
+def merge_parseq(data: dict, parseq: Imported, keep: set = frozenset()) -> None:
+    """Lay the export's schedules over preset data: each key the export sets replaces the preset's, except the
+    key paths in `keep` (and below them)."""
     for path, _source in parseq.origins.items():
+        if any(path[:cut] in keep for cut in range(1, len(path) + 1)):
+            continue
         value = parseq.data
         for part in path:
             value = value[part]

@@ -18,7 +18,8 @@ from anim.preset.yamlio import dump_yaml, load_with_lines, parse_yaml
 
 LIST_KEYS = ("controlnet", "loras")  # preset keys that hold lists (an override indexes them)
 VideoInfo = Callable[[Preset], "tuple[int, float | None]"]  # init_video -> (frame count, fps)
-Expand = Callable[[dict], None]  # fills preset data in place from the files it names (parseq: export.json)
+Expand = Callable[[dict, set], None]  # fills preset data in place from the files it names (parseq: export.json),
+# leaving the key paths in the set (the command line's overrides) as they are
 
 
 def load_preset(path: str | Path, overrides: list[str] | tuple[str, ...] = (), *,
@@ -112,7 +113,7 @@ def validate_preset(data: dict, source: str, lines: dict, overrides: dict | None
                                          origins=origins)
     if expand is not None:
         try:
-            expand(data)
+            expand(data, set(overrides))
         except AnimError as exc:
             raise shell.error(("parseq",), str(exc)) from None
     check_text(data, shell)

@@ -1,0 +1,143 @@
+"""Deforum import rules on small hand-made settings: values as real files store them, bad input, notes."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from anim.cli import main
+from anim.errors import PresetError
+from anim.importers import import_file, sniff
+from anim.plan import build_table, load_preset
+
+BASE = {"animation_mode": "2D", "max_frames": 10, "W": 256, "H": 256, "prompts": {"0": "a cat"},
+        "strength_schedule": "0: (0.65)", "diffusion_cadence": "1", "seed": 5}
+
+
+def write(tmp_path, name="s_settings.txt", **changes):
+    path = tmp_path / name
+    path.write_text(json.dumps({**BASE, **changes}, indent=4), encoding="utf-8")
+    return path
+
+
+def test_recognised_by_content_whatever_the_extension(tmp_path):
+    assert sniff(write(tmp_path, "a.txt")) == "deforum"
+    assert sniff(write(tmp_path, "b.json")) == "deforum"
+    yaml = tmp_path / "p.yaml"
+    yaml.write_text("prompts: {0: cat}\n")
+    assert sniff(yaml) == "yaml"
+
+
+def test_a_json_file_that_is_neither_is_one_line_naming_the_file(tmp_path, capsys):
+    other = tmp_path / "package.json"
+    other.write_text('{"name": "x", "version": "1.0"}')
+    assert main([str(other), "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(other) in err and "Deforum settings file" in err and "Parseq" in err
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"animation_mode": "2D", ')
+    with pytest.raises(PresetError, match="broken.json: not a JSON object"):
+        sniff(broken)
+
+
+def test_numbers_as_text_quoted_paths_and_none_values(tmp_path):
+    video = tmp_path / "in.mp4"
+    video.write_bytes(b"")
+    path = write(tmp_path, diffusion_cadence="3", max_frames="12", W="512", H="384", seed="42",
+                 init_image="None", use_init=True, cn_1_enabled="true", cn_1_model="control_v11p_sd15_canny [d14c016b]",
+                 cn_1_module="canny", cn_1_vid_path=f'"{video}"', cn_1_weight=0.5, cn_1_threshold_a=50,
+                 cn_1_threshold_b=150, cn_1_resize_mode="Just Resize")
+    preset = load_preset(path).preset
+    assert (preset.cadence, preset.max_frames, preset.width, preset.height, preset.seed) == (3, 12, 512, 384, 42)
+    assert preset.init_image is None
+    unit = preset.controlnet[0]
+    assert (unit.model, unit.input, unit.annotator, unit.resize) == ("lllyasviel/control_v11p_sd15_canny", str(video),
+                                                                     "canny", "stretch")
+    assert unit.weight == "0:(0.5)" and unit.annotator_options == {"low_threshold": 50, "high_threshold": 150}
+
+
+def test_strength_becomes_denoise_for_numbers_and_expressions(tmp_path):
+    path = write(tmp_path, strength_schedule="0: (0.6), 4: (0.2), 6: (0.5+0.1*sin(t))")
+    table = build_table(load_preset(path))
+    t = np.arange(10)
+    at_6 = 1 - (0.5 + 0.1 * np.sin(6.0))  # a numeric keyframe runs linearly to the next key's value (Deforum)
+    expected = np.concatenate([1 - np.linspace(0.6, 0.2, 5)[:4], [0.8, (0.8 + at_6) / 2], 1 - (0.5 + 0.1 * np.sin(t[6:]))])
+    np.testing.assert_allclose(table.column("denoise"), expected, atol=1e-12)
+
+
+def test_repeated_keyframes_keep_the_last_with_a_note(tmp_path):
+    path = write(tmp_path, noise_schedule="0: (0.1), 5: (0.2), 5: (0.4)")
+    loaded = load_preset(path)
+    table = build_table(loaded)
+    assert table.column("noise")[5] == pytest.approx(0.4)
+    assert any(line.startswith("noise_schedule") and "given twice" in line for line in loaded.notes)
+
+
+def test_unknown_and_unsupported_keys_are_listed_never_fatal(tmp_path):
+    path = write(tmp_path, my_studio_key=3, enable_perspective_flip=True, perspective_flip_theta="0:(5)",
+                 use_mask=False, mask_file="mask.png", hybrid_motion="None", hybrid_flow_method="Farneback")
+    imported = import_file(path)
+    keys = {note.key: note.reason for note in imported.notes}
+    assert "not a Deforum setting" in keys["my_studio_key"]
+    assert "enable_perspective_flip" in keys and "perspective_flip_theta" in keys
+    assert "mask_file" not in keys and "hybrid_flow_method" not in keys  # their switches are off: Deforum ignores them
+
+
+def test_a_bad_value_names_the_key_and_its_line(tmp_path):
+    path = write(tmp_path, noise_schedule="0: (0.1), 5: (0.2 +)")
+    with pytest.raises(PresetError) as info:
+        load_preset(path)
+    message = str(info.value)
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if '"noise_schedule"' in text)
+    assert message.startswith(f"{path}:{line}: noise_schedule:") and "0.2 +" in message
+    with pytest.raises(PresetError, match="animation_mode: 'Sideways'"):
+        load_preset(write(tmp_path, animation_mode="Sideways"))
+
+
+def test_out_of_range_after_import_names_the_deforum_key(tmp_path):
+    path = write(tmp_path, strength_schedule="0: (1.5)")
+    with pytest.raises(PresetError, match=r"denoise \(from strength_schedule\): is -0.5 at frame 0"):
+        build_table(load_preset(path))
+
+
+def test_global_prompts_of_ui_saved_files_and_backticks(tmp_path):
+    path = write(tmp_path, prompts={"0": "a cat --neg dog", "max_f-4": "a `t*2` fox"},
+                 animation_prompts_positive="oil", animation_prompts_negative="blurry --neg")
+    rows = build_table(load_preset(path)).prompts
+    assert (rows[0].prompt, rows[0].negative_prompt) == ("oil a cat", "dog  blurry")
+    assert (rows[6].prompt, rows[6].negative_prompt) == ("oil a 12 fox", "blurry")
+
+
+def test_seed_behaviours_advance_once_per_diffused_frame(tmp_path):
+    def seeds(**changes):
+        table = build_table(load_preset(write(tmp_path, **changes)))
+        return [int(s) for s in table.column("seed")]
+    assert seeds(diffusion_cadence=2)[0:10:2] == [5, 6, 7, 8, 9]
+    assert seeds(seed_iter_N=2)[:6] == [5, 6, 6, 7, 7, 8]
+    assert seeds(seed_behavior="ladder", diffusion_cadence=2)[0:10:2] == [5, 7, 6, 8, 7]
+    assert seeds(seed_behavior="alternate")[:4] == [5, 6, 5, 6]
+    assert seeds(seed_behavior="fixed", diffusion_cadence=3)[::3] == [5, 5, 5, 5]
+
+
+def test_3d_reads_padding_mode_and_aspect_ratio(tmp_path):
+    preset = load_preset(write(tmp_path, animation_mode="3D", padding_mode="reflection", sampling_mode="nearest",
+                               zoom="0: (0)", depth_algorithm="AdaBins", aspect_ratio_schedule="0: (1.5)")).preset
+    assert (preset.motion.border, preset.motion.sampling, preset.motion.aspect_ratio) == ("reflect", "nearest",
+                                                                                           "0: (1.5)")
+    assert preset.motion.depth_model == "flat"  # AdaBins is not available: noted
+    old = load_preset(write(tmp_path, animation_mode="3D", W=512, H=256)).preset  # no aspect_ratio_schedule: W/H
+    assert old.motion.aspect_ratio == 2.0
+
+
+def test_video_input_and_interpolation_modes(tmp_path):
+    video = tmp_path / "clip.mp4"
+    path = write(tmp_path, animation_mode="Video Input", video_init_path=f'"{video}"', extract_nth_frame=2,
+                 diffusion_cadence=3)
+    imported = import_file(path)
+    assert imported.data["init_video"] == str(video) and imported.data["extract_nth_frame"] == 2
+    assert imported.data["cadence"] == 1 and "max_frames" not in imported.data  # every extracted frame
+    with pytest.raises(PresetError, match="URL"):
+        import_file(write(tmp_path, animation_mode="Video Input", video_init_path="https://x/v.mp4"))
+    blends = load_preset(write(tmp_path, animation_mode="Interpolation", prompts={"0": "a", "6": "b"})).preset
+    assert (blends.motion.mode, blends.denoise, blends.prompt_blend, blends.seed_behavior) == ("none", 1.0, 6, "fixed")

@@ -22,7 +22,7 @@ from anim.importers.deforum_tables import (
     SCHEDULER_SUFFIX,
 )
 from anim.importers.reader import Reader
-from anim.importers.schedule_text import dedupe, map_values
+from anim.importers.schedule_text import map_values
 
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 
@@ -243,8 +243,10 @@ def import_prompts(r: Reader) -> None:
         raise PresetError(f"{key}: expected a non-empty mapping of frame -> prompt")
     r.take("positive_prompts")
     r.take("negative_prompts")
-    positive = str(r.raw("animation_prompts_positive") or "")
+    positive = str(r.raw("animation_prompts_positive") or "")  # only what the file says: no UI default here
     negative = str(r.raw("animation_prompts_negative") or "").replace("--neg", "")
+    r.take("animation_prompts_positive")
+    r.take("animation_prompts_negative")
     baked = {}
     for frame, text in prompts.items():
         text = "" if text is None else str(text)

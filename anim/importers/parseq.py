@@ -40,7 +40,8 @@ def parseq_frames(export: dict, source: str) -> list[dict]:
     for index, frame in enumerate(frames):
         number_ = whole(frame.get("frame"))
         if number_ is None or number_ < 0:
-            raise PresetError(f"{source}: rendered_frames[{index}] has no frame number ('frame': {frame.get('frame')!r})")
+            raise PresetError(f"{source}: rendered_frames[{index}] has no frame number "
+                              f"('frame': {frame.get('frame')!r})")
         by_frame[number_] = frame
     return [by_frame[k] for k in sorted(by_frame)]
 

@@ -20,7 +20,8 @@ NO_EFFECT_ON_FRAMES = frozenset({
     "frame_interpolation_keep_imgs", "frame_interpolation_use_upscaled", "render_video_every_N_frames",
     "r_upscale_keep_imgs", "sd_model_hash", "deforum_git_commit_id", "prompt", "precision", "C", "f",
     "init_latent", "init_sample", "init_c", "seed_internal", "resume_from_timestring", "resume_timestring",
-    "animation_prompts_positive", "animation_prompts_negative", "from_img2img_instead_of_link", "overwrite_extracted_frames",
+    "from_img2img_instead_of_link",
+    "overwrite_extracted_frames",
 })
 
 # A switch and the settings that only act when it is on: with the switch off Deforum ignores them, so are we.

@@ -189,7 +189,8 @@ class Preset(_Section):
 SCHEDULED: tuple[tuple[tuple[str, ...], str, str], ...] = (
     *((("motion", n), n, "float") for n in (
         "angle", "zoom", "translation_x", "translation_y", "translation_z", "rotation_3d_x",
-        "rotation_3d_y", "rotation_3d_z", "transform_center_x", "transform_center_y", "fov", "near", "far", "aspect_ratio")),
+        "rotation_3d_y", "rotation_3d_z", "transform_center_x", "transform_center_y", "fov", "near", "far",
+        "aspect_ratio")),
     (("denoise",), "denoise", "float"),
     (("cfg_scale",), "cfg_scale", "float"),
     (("steps",), "steps", "int"),

@@ -62,7 +62,8 @@ def test_strength_becomes_denoise_for_numbers_and_expressions(tmp_path):
     table = build_table(load_preset(path))
     t = np.arange(10)
     at_6 = 1 - (0.5 + 0.1 * np.sin(6.0))  # a numeric keyframe runs linearly to the next key's value (Deforum)
-    expected = np.concatenate([1 - np.linspace(0.6, 0.2, 5)[:4], [0.8, (0.8 + at_6) / 2], 1 - (0.5 + 0.1 * np.sin(t[6:]))])
+    expected = np.concatenate([1 - np.linspace(0.6, 0.2, 5)[:4], [0.8, (0.8 + at_6) / 2],
+                               1 - (0.5 + 0.1 * np.sin(t[6:]))])
     np.testing.assert_allclose(table.column("denoise"), expected, atol=1e-12)
 
 

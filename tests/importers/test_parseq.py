@@ -31,7 +31,7 @@ def test_the_export_alone_renders_its_frames():
 def test_a_preset_with_parseq_keeps_what_the_export_does_not_have(tmp_path):
     preset = tmp_path / "p.yaml"
     preset.write_text(f"parseq: {EXPORT}\nprompts: {{0: overwritten}}\npositive_prompt: oil\n"
-                      "motion: {{zoom: '0:(1.01)', angle: '0:(45)'}}\ncfg_scale: 5\n".replace("{{", "{").replace("}}", "}"))
+                      "motion: {zoom: '0:(1.01)', angle: '0:(45)'}\ncfg_scale: 5\n")
     loaded = load_preset(preset)
     table = build_table(loaded)
     np.testing.assert_allclose(table.column("zoom"), 1.01)  # not in the export: the preset's schedule

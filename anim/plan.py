@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from anim.errors import PresetError, ScheduleError
+from anim.errors import AnimError, PresetError, ScheduleError
 from anim.importers import import_file, sniff
 from anim.importers.common import read_json_object
 from anim.importers.parseq import from_parseq, is_parseq
@@ -37,10 +37,27 @@ def load_preset(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     if kind == "yaml":
         return load_preset_file(path, overrides, video_info=input_video_info, expand=expand_parseq)
     imported = import_file(path)
+    if imported.video_frames is not None:
+        cut_by_frames(imported.data, *imported.video_frames)
     applied = apply_overrides(imported.data, overrides)
     return validate_preset_data(imported.data, str(path), imported.preset_lines(), applied,
                                 video_info=input_video_info, expand=expand_parseq, origins=imported.origins,
                                 notes=[note.line() for note in imported.notes])
+
+
+def cut_by_frames(data: dict, first: int, last: int | None) -> None:
+    """Deforum's extract_from_frame / extract_to_frame (source frame numbers, `last` inclusive) as anim's
+    video_start / video_end in seconds, at half a frame before and after so the cut is exact. A video that
+    cannot be read here is left alone (its init_video error comes when it is opened)."""
+    from anim.media.video import probe_video  # decodes the file: only for a Video Input import that cuts
+
+    try:
+        fps = probe_video(Path(data["init_video"])).fps
+    except AnimError:
+        return
+    if fps > 0:
+        data["video_start"] = round(max(0.0, (first - 0.5) / fps), 6) if first else 0.0
+        data["video_end"] = round((last + 0.5) / fps, 6) if last is not None else None
 
 
 def validate_preset(data: dict, source: str, lines: dict, overrides: dict | None = None) -> LoadedPreset:

@@ -43,6 +43,9 @@ class Imported:
     notes: list[Note] = field(default_factory=list)
     origins: dict[tuple[str, ...], str] = field(default_factory=dict)
     lines: dict[str, int] = field(default_factory=dict)
+    # Video Input's (first, last) source frame numbers (last None = to the end): seconds need the video's rate,
+    # which anim.plan reads (this layer opens no video)
+    video_frames: tuple[int, int | None] | None = None
 
     def note(self, key: str, value: Any, reason: str) -> None:
         """Record a setting that was not carried over."""

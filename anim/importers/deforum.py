@@ -122,13 +122,15 @@ def import_video_input(r: Reader) -> None:
                           "give its path")
     r.put(("init_video",), path, "video_init_path")
     r.put(("video_blend",), 0.0, "video_init_path")
-    r.put(("extract_nth_frame",), max(1, whole(r.get("extract_nth_frame")) or 1), "extract_nth_frame")
-    for key in ("extract_from_frame", "extract_to_frame"):
-        value = whole(r.get(key))
-        default = whole(DEFORUM_DEFAULTS.get(key))
-        if value is not None and value != default:
-            r.note(key, value, "cutting the input by frame number is not carried yet (anim cuts by seconds: "
-                               "video_start / video_end)")
+    nth = max(1, whole(r.get("extract_nth_frame")) or 1)
+    r.put(("extract_nth_frame",), nth, "extract_nth_frame")
+    first, last = max(0, whole(r.get("extract_from_frame")) or 0), whole(r.get("extract_to_frame"))
+    last = None if last is None or last < 0 else last
+    if last is not None and last <= first:
+        raise PresetError(f"extract_to_frame: {last} is not after extract_from_frame {first}")
+    first = -(-first // nth) * nth  # Deforum keeps source frames whose own index is a multiple of nth
+    if first or last is not None:
+        r.out.video_frames = (first, last)
 
 
 def import_size_and_frames(r: Reader) -> None:

@@ -142,3 +142,23 @@ def test_video_input_and_interpolation_modes(tmp_path):
         import_file(write(tmp_path, animation_mode="Video Input", video_init_path="https://x/v.mp4"))
     blends = load_preset(write(tmp_path, animation_mode="Interpolation", prompts={"0": "a", "6": "b"})).preset
     assert (blends.motion.mode, blends.denoise, blends.prompt_blend, blends.seed_behavior) == ("none", 1.0, 6, "fixed")
+
+
+def test_video_input_cuts_by_source_frame_numbers_like_deforum(tmp_path):
+    """Deforum keeps source frames from..to (inclusive) whose own index is a multiple of nth: 4..13 every 3rd
+    of a 20-frame video is frames 6, 9, 12."""
+    from anim.media.videosource import VideoSource
+    from tests.test_metrics import write_video
+
+    levels = [np.full((64, 64, 3), 10 * k, np.uint8) for k in range(20)]
+    video = write_video(tmp_path / "count.mp4", levels, fps=10)
+    path = write(tmp_path, animation_mode="Video Input", video_init_path=str(video), extract_nth_frame=3,
+                 extract_from_frame=4, extract_to_frame=13, W=64, H=64)
+    preset = load_preset(path).preset
+    source = VideoSource(video, 64, 64, "crop", "init_video", nth=preset.extract_nth_frame,
+                         start_s=preset.video_start, end_s=preset.video_end)
+    try:
+        means = [float(source.frame(i).mean()) for i in range(source.n_frames)]
+    finally:
+        source.close()
+    assert preset.max_frames == 3 and means == pytest.approx([60, 90, 120], abs=3)

@@ -12,7 +12,7 @@ from typing import Any
 from anim.errors import PresetError
 from anim.importers.common import Imported, flag, number, path_value, unquote, whole
 from anim.importers.deforum_controlnet import import_controlnet, import_soundtrack
-from anim.importers.deforum_defaults import DEFORUM_DEFAULTS, OLD_DEFAULTS, RENAMED, VALUE_FIXES
+from anim.importers.deforum_defaults import OLD_DEFAULTS, RENAMED, VALUE_FIXES
 from anim.importers.deforum_tables import (
     COLOR_COHERENCE,
     DEPTH_MODEL,

@@ -132,7 +132,7 @@ def import_main(argv: list[str]) -> int:
     (or Parseq export), beginning with a comment block of what was not carried over and why."""
     from anim.importers import header_comment, import_file
     from anim.media.files import atomic_write_text
-    from anim.plan import validate_preset
+    from anim.plan import cut_by_frames, validate_preset
     from anim.preset.yamlio import dump_yaml
 
     parser = argparse.ArgumentParser(prog="render.py import-deforum",
@@ -141,6 +141,8 @@ def import_main(argv: list[str]) -> int:
     parser.add_argument("-o", "--out", type=Path, help="preset YAML to write (default: print it)")
     args = parser.parse_args(argv)
     imported = import_file(args.settings)
+    if imported.video_frames is not None:
+        cut_by_frames(imported.data, *imported.video_frames)
     validate_preset(copy.deepcopy(imported.data), args.settings, imported.preset_lines())  # fails before writing
     text = header_comment(imported, args.settings) + dump_yaml(imported.data)
     if args.out is None:

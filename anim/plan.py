@@ -8,8 +8,7 @@ import numpy as np
 from anim.errors import AnimError, PresetError, ScheduleError
 from anim.importers import import_file, sniff
 from anim.importers.common import read_json_object
-from anim.importers.parseq import from_parseq, is_parseq
-from anim.importers.sniff import merge_parseq
+from anim.importers.parseq import from_parseq, is_parseq, merge_parseq
 from anim.keyframes import FrameTable, resolve_prompts, resolve_seeds
 from anim.preset import LoadedPreset, Preset, apply_overrides
 from anim.preset import load_preset as load_preset_file

@@ -2,7 +2,8 @@
 
 Each setting is read with Deforum's own rules (numbers stored as text, renamed keys, old value names),
 missing settings take Deforum's defaults, and every setting that was changed from its default but
-could not be carried over is reported as a Note with the reason. Nothing here reads other files.
+could not be carried over is reported as a Note with the reason. Paths in the file are only checked for
+existence (a note when this machine lacks them); nothing else is read.
 """
 from __future__ import annotations
 
@@ -11,22 +12,20 @@ from typing import Any
 
 from anim.errors import PresetError
 from anim.importers.common import Imported, flag, number, path_value, unquote, whole
-from anim.importers.deforum_controlnet import import_controlnet, import_soundtrack
-from anim.importers.deforum_defaults import OLD_DEFAULTS, RENAMED, VALUE_FIXES
-from anim.importers.deforum_tables import (
-    COLOR_COHERENCE,
-    DEPTH_MODEL,
-    FLOW_METHOD,
-    SAMPLER_BY_LABEL,
-    SAMPLER_INDEX_2022,
-    SCHEDULER_SUFFIX,
+from anim.importers.deforum_controlnet import import_controlnet, import_soundtrack, note_hybrid
+from anim.importers.deforum_defaults import IF_MISSING, RENAMED, VALUE_FIXES
+from anim.importers.deforum_modes import (
+    import_parseq_manifest,
+    interpolation_as_blends,
+    note_extras,
+    video_input_frames,
 )
+from anim.importers.deforum_sampler import import_model, import_sampler, import_steps
+from anim.importers.deforum_tables import COLOR_COHERENCE, DEPTH_MODEL, FLOW_METHOD
 from anim.importers.reader import Reader
 from anim.importers.schedule_text import map_values
 
-DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
-
-# Deforum schedule key -> (anim preset path, value mapping or None).
+# Deforum schedule key -> anim preset path.
 SCHEDULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("angle", ("motion", "angle")), ("zoom", ("motion", "zoom")),
     ("translation_x", ("motion", "translation_x")), ("translation_y", ("motion", "translation_y")),
@@ -58,31 +57,35 @@ def from_deforum(settings: dict, key_lines: dict[str, int] | None = None) -> Imp
     mode = import_mode(r)
     import_size_and_frames(r)
     cadence = import_cadence(r, mode)
-    import_model_and_sampler(r)
+    import_model(r)
+    import_sampler(r)
+    import_steps(r)
     import_seeds(r, cadence)
     import_prompts(r)
     import_strength(r)
     import_schedules(r, mode)
     import_motion(r, mode)
     import_color(r)
+    note_extras(r)
     import_controlnet(r)
     import_soundtrack(r)
+    note_hybrid(r)
     if mode == "interpolation":
         interpolation_as_blends(r)
-    if mode == "video input":  # Deforum renders every extracted frame of the input (max_frames is ignored)
-        out.data.pop("max_frames", None)
+    if mode == "video input":
+        video_input_frames(r)
+    import_parseq_manifest(r)
     r.report_unused()
     return out
 
 
 def upgrade(settings: dict, out: Imported) -> dict:
     """Old key names renamed and old values fixed, as Deforum's deprecation rules do."""
-    upgraded = dict(settings)
+    upgraded = {**IF_MISSING, **settings}  # keys Deforum sets when an old file lacks them
     for key, fixes in VALUE_FIXES.items():  # keyed by the name as the file has it: before the renames
-        value = upgraded.get(key)
-        if isinstance(value, (str, int, float, bool)) and value in fixes and type(value) is type(next(
-                k for k in fixes if k == value)):
-            upgraded[key] = fixes[value]
+        found = _fix_for(fixes, upgraded.get(key))
+        if found is not None:
+            upgraded[key] = found[0]
     if "animation_prompts" in upgraded:  # Deforum's loader: animation_prompts wins over prompts
         upgraded["prompts"] = upgraded.pop("animation_prompts")
         if "animation_prompts" in out.lines:
@@ -96,6 +99,16 @@ def upgrade(settings: dict, out: Imported) -> dict:
     return upgraded
 
 
+def _fix_for(fixes: dict, value: Any) -> tuple[Any] | None:
+    """(the new value,) when `value` is one of `fixes`' old values of the same type (True is not 1), else None."""
+    if not isinstance(value, (str, int, float, bool)):
+        return None
+    for old, new in fixes.items():
+        if type(old) is type(value) and old == value:
+            return (new,)
+    return None
+
+
 def import_mode(r: Reader) -> str:
     """animation_mode -> motion.mode; Video Input sets init_video; Interpolation is mapped to blends."""
     raw = str(r.get("animation_mode")).strip()
@@ -104,6 +117,7 @@ def import_mode(r: Reader) -> str:
         raise PresetError(f"animation_mode: {raw!r} is not a Deforum animation mode (2D, 3D, Video Input, "
                           "Interpolation, None)")
     r.put(("motion", "mode"), MODES[mode], "animation_mode")
+    r.keep_past = mode == "video input"  # Video Input renders every extracted frame, whatever max_frames says
     if mode == "video input":
         import_video_input(r)
     else:
@@ -173,38 +187,6 @@ def import_cadence(r: Reader, mode: str) -> int:
     return cadence
 
 
-def import_model_and_sampler(r: Reader) -> None:
-    """sd_model_name (the A1111 checkpoint), sampler (label, or a 2022 list index) + scheduler, steps, cfg."""
-    model = path_value(r.get("sd_model_name"))
-    r.take("sd_model_hash")
-    if model:
-        r.put(("model",), model, "sd_model_name")
-        r.note("sd_model_name", model, "A1111's checkpoint file name: set model: to its path (or a hub id)")
-    else:
-        r.put(("model",), DEFAULT_MODEL, "sd_model_name")
-    raw = r.get("sampler")
-    label = str(raw).strip()
-    if isinstance(raw, int) and not isinstance(raw, bool) or label.isdigit():
-        index = int(label)
-        label = SAMPLER_INDEX_2022[index] if 0 <= index < len(SAMPLER_INDEX_2022) else f"index {index}"
-    scheduler = str(r.get("scheduler") or "").strip().lower()
-    full = label + SCHEDULER_SUFFIX.get(scheduler, "") if "karras" not in label.lower() else label
-    name = SAMPLER_BY_LABEL.get(full.lower()) or SAMPLER_BY_LABEL.get(label.lower())
-    if scheduler not in SCHEDULER_SUFFIX:
-        r.note("scheduler", scheduler, "this noise schedule is not available; the sampler's default is used")
-    if name is None:
-        r.note("sampler", raw, "this sampler is not in anim; Euler a is used")
-        name = "euler_a"
-    r.put(("sampler",), name, "sampler")
-    steps = max(1, whole(r.get("steps")) or 25)
-    if flag(r.get("enable_steps_scheduling")):
-        r.put(("steps",), r.schedule("steps_schedule"), "steps_schedule")
-    else:
-        r.take("steps_schedule")
-        r.put(("steps",), steps, "steps")
-    r.take("scale")  # the static CFG of old files; cfg_scale_schedule drives every frame
-
-
 def import_seeds(r: Reader, cadence: int) -> None:
     """seed, seed_behavior, seed_iter_N, seed_schedule. Deforum moves to the next seed once per diffused
     frame, so with cadence the arithmetic behaviours become a seed schedule over the diffused frames."""
@@ -220,13 +202,13 @@ def import_seeds(r: Reader, cadence: int) -> None:
     k = f"floor(t/{cadence})" if cadence > 1 else "t"
     per_call = {"iter": f"ceil({k}/{iter_n})" if iter_n > 1 else k,
                 "ladder": f"floor({k}/2) + 2*({k}%2)", "alternate": f"{k}%2"}
+    if behavior not in ("iter", "fixed", "random", "ladder", "alternate"):
+        r.note("seed_behavior", behavior, "unknown seed behaviour: random, as Deforum's next_seed does")
+        behavior = "random"
     if behavior in per_call and (cadence > 1 or iter_n > 1):
         r.put(("seed_behavior",), "schedule", "seed_behavior")
         r.put(("seed_schedule",), f"0: (s + {per_call[behavior]})", "seed_behavior")
         return
-    if behavior not in ("iter", "fixed", "random", "ladder", "alternate"):
-        r.note("seed_behavior", behavior, "unknown seed behaviour; iter is used")
-        behavior = "iter"
     r.put(("seed_behavior",), behavior, "seed_behavior")
 
 
@@ -235,6 +217,8 @@ def import_prompts(r: Reader) -> None:
     Deforum builds the text ("POS PROMPT --neg NEG"). Run-saved files hold that text already in `prompts` (their
     positive_prompts / negative_prompts are only a record, read by no Deforum loader), so those are not added."""
     key = "prompts"
+    if key not in r.settings:
+        r.note(key, None, "the file has no prompts: Deforum's default prompts are used, as Deforum would")
     prompts = r.get(key)
     if isinstance(prompts, str):
         try:
@@ -265,9 +249,11 @@ def _prompt_key(frame: Any) -> Any:
 
 
 def import_strength(r: Reader) -> None:
-    """strength_schedule -> denoise = 1 - strength; use_init + init_image -> init_image with 1 - strength."""
+    """strength_schedule -> denoise = 1 - strength (strength clamped to 0..1, as Deforum does); use_init +
+    init_image -> init_image with 1 - strength."""
     spec = r.schedule("strength_schedule")
-    r.put(("denoise",), map_values(spec, lambda v: 1.0 - v, "1 - ({})"), "strength_schedule")
+    r.put(("denoise",), map_values(spec, lambda v: 1.0 - min(max(v, 0.0), 1.0), "1 - clamp({}, 0, 1)"),
+          "strength_schedule")
     strength = number(r.get("strength"))
     r.take("strength_0_no_init")
     image = path_value(r.get("init_image"))
@@ -276,7 +262,8 @@ def import_strength(r: Reader) -> None:
     if not r.usable_path("init_image", image):
         return
     r.put(("init_image",), image, "init_image")
-    r.put(("init_denoise",), round(1.0 - (strength if strength is not None else 0.8), 12), "strength")
+    strength = min(max(strength if strength is not None else 0.8, 0.0), 1.0)
+    r.put(("init_denoise",), round(1.0 - strength, 12), "strength")
 
 
 def import_schedules(r: Reader, mode: str) -> None:
@@ -325,6 +312,10 @@ def import_motion(r: Reader, mode: str) -> None:
                                                  "flat depth is used: set motion.depth_model")
         else:
             r.put(("motion", "depth_model"), model, "depth_algorithm")
+            if not algorithm.lower().startswith("midas"):
+                r.note("depth_algorithm", algorithm, "anim places every depth map at world depth 1..2 linear in "
+                                                     "disparity, as Deforum does for MiDaS (Deforum maps this model "
+                                                     "linear in depth): parallax differs slightly")
     r.put(("motion", "save_depth"), flag(r.get("save_depth_maps")) and mode == "3d", "save_depth_maps")
 
 
@@ -344,29 +335,15 @@ def import_color(r: Reader) -> None:
         r.take("color_coherence_image_path")
     if raw.lower() != "video input":
         r.take("color_coherence_video_every_N_frames")
-    r.take("color_force_grayscale") if not flag(r.raw("color_force_grayscale")) else r.note(
-        "color_force_grayscale", True, "grayscale colour matching is not carried yet")
+    if flag(r.get("color_force_grayscale")):
+        r.note("color_force_grayscale", True, "grayscale colour matching is not carried yet")
+    if flag(r.get("legacy_colormatch")) and mapped != "none":
+        r.note("legacy_colormatch", True, "Deforum's legacy colour match (the default of files without this key) "
+                                          "matches before noising only; anim also matches each output")
     r.put(("color_coherence",), mapped, "color_coherence")
-    noise_type = str(r.get("noise_type") or "uniform").strip().lower()
+    # files older than Deforum's perlin default (late 2022) have no noise_type and rendered with "uniform"
+    noise_type = str(r.raw("noise_type") or "uniform").strip().lower()
+    r.take("noise_type")
     r.put(("noise_type",), "perlin" if noise_type == "perlin" else "gaussian", "noise_type")
     for key in ("perlin_w", "perlin_h") + (("perlin_octaves", "perlin_persistence") if noise_type != "perlin" else ()):
         r.take(key)  # perlin_w/h are never saved by Deforum's UI; octaves/persistence act only for perlin
-
-
-def interpolation_as_blends(r: Reader) -> None:
-    """Deforum's Interpolation mode renders each frame from noise with the prompts' conditioning blended
-    between keyframes: anim does the same with denoise 1, a fixed seed and prompt_blend across each gap."""
-    prompts = r.out.data["prompts"]
-    literal = sorted(k for k in prompts if isinstance(k, int))
-    gaps = [b - a for a, b in zip(literal, literal[1:])] or [0]
-    r.put(("denoise",), 1.0, "animation_mode")
-    r.put(("seed_behavior",), "fixed", "animation_mode")
-    r.out.data.pop("seed_schedule", None)
-    r.put(("prompt_blend",), max(gaps), "animation_mode")
-    r.put(("color_coherence",), "none", "animation_mode")
-    r.put(("noise",), 0.0, "animation_mode")
-    r.note("animation_mode", "Interpolation", "mapped to frames made from noise with prompt blends across each "
-                                              "keyframe gap (an approximation of Deforum's interpolation)")
-
-
-__all__ = ["from_deforum", "is_deforum", "OLD_DEFAULTS"]

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from anim.importers.common import flag, number, path_value, whole
+from anim.importers.common import flag, path_value, whole
 from anim.importers.deforum_tables import CN_MODULE, CN_RESIZE, controlnet_model_id
 
 UNITS = range(1, 6)
+# anim unit field -> the cn_N_ key it comes from (for error messages)
+FIELD_SOURCES = {"model": "model", "input": "vid_path", "annotator": "module", "weight": "weight",
+                 "guidance_start": "guidance_start", "guidance_end": "guidance_end", "resize": "resize_mode",
+                 "annotator_options": "threshold_a"}
 UNIT_KEYS = ("overwrite_frames", "vid_path", "mask_vid_path", "enabled", "low_vram", "pixel_perfect", "module",
              "model", "weight", "guidance_start", "guidance_end", "processor_res", "threshold_a", "threshold_b",
              "resize_mode", "control_mode", "loopback_mode")
@@ -19,6 +23,7 @@ OLD_BLOCK = ("controlnet_enabled", "controlnet_scribble_mode", "controlnet_rgbbg
 def import_controlnet(r) -> None:
     """Every enabled unit becomes an anim ControlNet unit, or a note saying why it could not."""
     units: list[dict] = []
+    origins: list[dict[str, str]] = []
     for i in UNITS:
         prefix = f"cn_{i}_"
         if not flag(r.get(prefix + "enabled")):
@@ -34,23 +39,23 @@ def import_controlnet(r) -> None:
             unit["resize"] = _resize(r, prefix + "resize_mode")
             _thresholds(r, prefix, unit)
             units.append(unit)
+            origins.append({field: prefix + source for field, source in FIELD_SOURCES.items()})
         for key in ("overwrite_frames", "low_vram", "pixel_perfect", "processor_res", "mask_vid_path"):
             r.take(prefix + key)
         mode = str(r.get(prefix + "control_mode") or "Balanced")
         if mode != "Balanced":
             r.note(prefix + "control_mode", mode, "control modes other than Balanced are not carried yet")
-    if flag(r.get("controlnet_enabled")):
-        unit = _unit(r, "controlnet_", r.get("controlnet_module"), r.get("controlnet_model"),
-                     path_value(r.get("video_init_path")), False)
-        if unit is not None:
-            unit["weight"] = number(r.get("controlnet_weight")) or 1.0
-            unit["guidance_end"] = number(r.get("controlnet_guidance_strength")) or 1.0
-            unit["resize"] = _resize(r, "controlnet_resize_mode")
-            units.append(unit)
+    if flag(r.get("controlnet_enabled")):  # early 2023: its input video was an upload the file does not hold
+        r.note("controlnet_enabled", True, f"the single ControlNet unit of early 2023 ({r.get('controlnet_module')}, "
+                                           f"{r.get('controlnet_model')}) is not carried: its input video is not in "
+                                           "the file (current Deforum ignores this block too)")
     for key in OLD_BLOCK:
         r.take(key)
     if units:
         r.put(("controlnet",), units, "cn_1_enabled")
+        for index, fields in enumerate(origins):
+            for field, source in fields.items():
+                r.out.origins[("controlnet", str(index), field)] = source
 
 
 def _unit(r, prefix: str, module: Any, model: Any, video: str | None, loopback: bool) -> dict | None:
@@ -73,7 +78,12 @@ def _unit(r, prefix: str, module: Any, model: Any, video: str | None, loopback: 
         return None
     else:
         source = video
-    unit: dict = {"model": controlnet_model_id(model_name), "input": source, "annotator": annotator}
+    model_id = controlnet_model_id(model_name)
+    if model_id is None:
+        model_id = model_name.split(" [", 1)[0].strip()
+        r.note(prefix + "model", model_name, "not a lllyasviel v1.0/v1.1 model name: carried as written; set the "
+                                             "unit's model to its file or hub id")
+    unit: dict = {"model": model_id, "input": source, "annotator": annotator}
     if options:
         unit["annotator_options"] = dict(options)
     return unit
@@ -97,19 +107,17 @@ def _resize(r, key: str) -> str:
 
 
 def import_soundtrack(r) -> None:
-    """add_soundtrack None | File (soundtrack_path) | Init Video (video_init_path) -> output.audio; hybrid
-    video compositing and motion are reported (not carried yet)."""
+    """add_soundtrack None | File (soundtrack_path) | Init Video (video_init_path) -> output.audio."""
     choice = str(r.get("add_soundtrack") or "None").strip().lower()
-    path = None
-    if choice == "file":
-        path = path_value(r.get("soundtrack_path"))
-        key = "soundtrack_path"
-    elif choice == "init video":
-        path = path_value(r.get("video_init_path"))
-        key = "add_soundtrack"
+    key = {"file": "soundtrack_path", "init video": "video_init_path"}.get(choice)
+    path = path_value(r.get(key)) if key else None
     r.take("soundtrack_path")
     if path and r.usable_path(key, path):
-        r.put(("output", "audio"), path, key)
+        r.put(("output", "audio"), path, "add_soundtrack")
+
+
+def note_hybrid(r) -> None:
+    """Hybrid video compositing and motion are reported (not carried yet)."""
     hybrid = str(r.get("hybrid_composite") or "None").strip()
     motion = str(r.get("hybrid_motion") or "None").strip()
     if hybrid.lower() not in ("none", "false"):

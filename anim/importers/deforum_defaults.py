@@ -235,8 +235,7 @@ RENAMED: dict[str, str] = {
     "flip_2d_perspective": "enable_perspective_flip",
     "skip_video_for_run_all": "skip_video_creation",
     "use_zoe_depth": "depth_algorithm",  # the value changes too: see VALUE_FIXES["use_zoe_depth"]
-    # settings.py load_all_settings: a file with "animation_prompts" is read as "prompts"
-    "animation_prompts": "prompts",
+    # (animation_prompts is read as prompts, winning over it: done by the importer's upgrade() itself)
     # (positive_prompts / negative_prompts, written by run-saved files, are NOT renames: `prompts` there already
     # holds the combined text and no Deforum loader reads them; the importer ignores them.)
 }
@@ -266,9 +265,7 @@ VALUE_FIXES: dict[str, dict[object, object]] = {
     "add_soundtrack": {True: "File", False: "None"},
     # settings.py: "fill" may be the choice name; the saved (UI, type=index) form is its index
     "fill": {"fill": 0, "original": 1, "latent noise": 2, "latent nothing": 3},
-    # settings.py: an int "sampler" is an index into A1111's img2img sampler list of the day; only index 0
-    # ("Euler a", the first entry in late 2022) is dependable, other indices depend on the A1111 version.
-    "sampler": {0: "Euler a"},
+    # (an int "sampler" is an index into A1111's list of its day: deforum_tables.SAMPLER_INDEX_2022)
 }
 
 # deprecation_utils.py: a plain number in these keys becomes the schedule f"0:({value})".

@@ -16,7 +16,10 @@ SAMPLER_INDEX_2022 = (
 )
 
 # A1111 >= 1.9 splits the schedule out of the sampler label: `scheduler` "Karras" + "DPM++ 2M" = "DPM++ 2M Karras".
-SCHEDULER_SUFFIX = {"karras": " Karras", "automatic": "", "uniform": "", "": ""}
+SCHEDULER_SUFFIX = {"karras": " Karras", "uniform": "", "": ""}
+# "Automatic" is the sampler's own default schedule in A1111's samplers_k_diffusion (others: uniform).
+AUTOMATIC_SCHEDULE = {"dpm++ 2m": "karras", "dpm++ sde": "karras", "dpm++ 2s a": "karras", "dpm2": "karras",
+                      "dpm2 a": "karras", "dpm++ 2m sde": "exponential", "dpm++ 3m sde": "exponential"}
 
 COLOR_COHERENCE = {
     "none": "none", "lab": "lab", "hsv": "hsv", "rgb": "rgb",
@@ -39,7 +42,7 @@ DEPTH_MODEL = {
 
 # sd-webui-controlnet preprocessor (module) -> (anim annotator, annotator options).
 CN_MODULE = {
-    "none": ("none", {}), "canny": ("canny", {}), "invert": ("none", {}),
+    "none": ("none", {}), "canny": ("canny", {}),
     "openpose": ("openpose", {}), "openpose_full": ("openpose", {"include_hand": True, "include_face": True}),
     "openpose_hand": ("openpose", {"include_hand": True}), "openpose_face": ("openpose", {"include_face": True}),
     "openpose_faceonly": ("openpose", {"include_face": True}), "dw_openpose_full": ("openpose", {"include_hand": True,
@@ -61,14 +64,15 @@ CN_RESIZE = {
 }
 
 
-def controlnet_model_id(name: str) -> str:
+def controlnet_model_id(name: str) -> str | None:
     """An A1111 ControlNet model name ("control_v11p_sd15_openpose [cab727d4]") -> the hub id anim loads
-    (lllyasviel publishes each v1.1 model under its file stem; v1.0 models as sd-controlnet-<kind>)."""
+    (lllyasviel publishes each v1.1 model under its file stem; v1.0 models as sd-controlnet-<kind>); None for
+    other names (SDXL and community models: the user gives the path)."""
     stem = name.split(" [", 1)[0].strip()
-    for suffix in (".safetensors", ".pth", ".ckpt", ".pt"):
+    for suffix in (".safetensors", ".pth", ".ckpt", ".pt", "_fp16", "_fp32"):
         stem = stem.removesuffix(suffix)
     if stem.startswith("control_v11"):
         return f"lllyasviel/{stem}"
     if stem.startswith("control_sd15_"):
         return f"lllyasviel/sd-controlnet-{stem.removeprefix('control_sd15_')}"
-    return stem
+    return None

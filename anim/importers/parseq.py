@@ -31,8 +31,8 @@ def is_parseq(data: dict) -> bool:
     return isinstance(data.get("rendered_frames"), list)
 
 
-def parseq_frames(export: dict, source: str) -> list[dict]:
-    """The rendered frames ordered by their `frame` number (later duplicates win, as in Deforum)."""
+def parseq_frames(export: dict, source: str) -> list[tuple[int, dict]]:
+    """(frame number, rendered frame) ordered by number (later duplicates win, as in Deforum)."""
     frames = export.get("rendered_frames")
     if not isinstance(frames, list) or not frames or not all(isinstance(f, dict) for f in frames):
         raise PresetError(f"{source}: a Parseq export needs a non-empty 'rendered_frames' list of frame objects")
@@ -43,26 +43,27 @@ def parseq_frames(export: dict, source: str) -> list[dict]:
             raise PresetError(f"{source}: rendered_frames[{index}] has no frame number "
                               f"('frame': {frame.get('frame')!r})")
         by_frame[number_] = frame
-    return [by_frame[k] for k in sorted(by_frame)]
+    return sorted(by_frame.items())
 
 
-def _per_frame(frames: list[dict], field: str, source: str) -> dict[int, float]:
+def _per_frame(frames: list[tuple[int, dict]], field: str, source: str) -> dict[int, float]:
     """{frame: value} of one field (a mapping schedule: consecutive numeric keyframes interpolate exactly)."""
     values: dict[int, float] = {}
-    for frame in frames:
+    for index, frame in frames:
         value = number(frame.get(field))
         if value is None:
-            raise PresetError(f"{source}: frame {frame['frame']}: {field} is {frame.get(field)!r}, not a number")
-        values[int(frame["frame"])] = value
+            raise PresetError(f"{source}: frame {index}: {field} is {frame.get(field)!r}, not a number")
+        values[index] = value
     return values
 
 
-def from_parseq(export: dict, source: str, n_units: int = 0) -> Imported:
+def from_parseq(export: dict, source: str, n_units: int = 0, use_deltas: bool = True) -> Imported:
     """Preset data (anim keys) that the export sets; `n_units` is how many ControlNet units the preset has
-    (their cn_N_* schedules are filled from the export)."""
+    (their cn_N_* schedules are filled from the export); `use_deltas` off reads motion fields absolute
+    (Deforum's parseq_use_deltas)."""
     out = Imported(kind="parseq", data={})
     frames = parseq_frames(export, source)
-    first = frames[0]
+    first = frames[0][1]
     options = export.get("options") if isinstance(export.get("options"), dict) else {}
     out.put(("max_frames",), len(frames), "rendered_frames")
     fps, cadence = number(options.get("output_fps")), whole(options.get("cadence"))
@@ -71,9 +72,13 @@ def from_parseq(export: dict, source: str, n_units: int = 0) -> Imported:
     if cadence and cadence >= 1:
         out.put(("cadence",), cadence, "options.cadence")
     used = {"frame", "deforum_prompt"}
+    suffix = "_delta" if use_deltas else ""
     for field, path in MOTION.items():
-        if f"{field}_delta" in first:
-            out.put(path, _per_frame(frames, f"{field}_delta", source), f"{field}_delta")
+        if f"{field}{suffix}" in first:
+            out.put(path, _per_frame(frames, f"{field}{suffix}", source), f"{field}{suffix}")
+            used.add(field)
+        elif field in first:
+            out.note(field, first[field], f"Deforum reads {field}_delta (parseq_use_deltas); ignored")
             used.add(field)
     for field, path in ABSOLUTE.items():
         if field in first:
@@ -104,18 +109,58 @@ def from_parseq(export: dict, source: str, n_units: int = 0) -> Imported:
     return out
 
 
-def _prompts(frames: list[dict], out: Imported) -> None:
+def _prompts(frames: list[tuple[int, dict]], out: Imported) -> None:
     """Each frame's deforum_prompt ("positive --neg negative"), kept where it changes; Deforum adds no global
     prompts to Parseq's."""
     prompts: dict[int, Any] = {}
     previous = None
-    for frame in frames:
+    for index, frame in frames:
         text = frame.get("deforum_prompt")
         text = "" if text is None else str(text)
         if text != previous:
-            prompts[int(frame["frame"])] = text
+            prompts[index] = text
             previous = text
     out.put(("prompts",), prompts, "deforum_prompt")
     out.put(("positive_prompt",), "", "deforum_prompt")
     out.put(("negative_prompt",), "", "deforum_prompt")
     out.put(("prompt_blend",), 0, "deforum_prompt")
+
+
+def merge_parseq(data: dict, parseq: Imported, keep: set = frozenset()) -> None:
+    """Lay the export's values over preset data: each key the export sets replaces the preset's, except the key
+    paths in `keep` (and below them). A section that is not a mapping (or a unit missing from the list) is left
+    as it is for the schema to report."""
+    for path in parseq.origins:
+        if any(path[:cut] in keep for cut in range(1, len(path) + 1)):
+            continue
+        value = parseq.data
+        for part in path:
+            value = value[part]
+        node: Any = data
+        for depth, part in enumerate(path[:-1]):
+            node = _child(node, part, create=depth == 0 and part != "controlnet")
+            if node is None:
+                break
+        else:
+            _assign(node, path[-1], value)
+
+
+def _child(node: Any, part: str, create: bool) -> Any:
+    """node[part] for a dict (created when asked) or node[int(part)] for a list; None when absent or not a section."""
+    if isinstance(node, dict):
+        if part not in node and create:
+            node[part] = {}
+        child = node.get(part)
+    elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+        child = node[int(part)]
+    else:
+        return None
+    return child if isinstance(child, (dict, list)) else None
+
+
+def _assign(node: Any, part: str, value: Any) -> None:
+    """node[part] = value for a dict (a list index for a list)."""
+    if isinstance(node, dict):
+        node[part] = value
+    elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+        node[int(part)] = value

@@ -2,6 +2,7 @@
 and the notes for changed settings that were not carried over."""
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,6 @@ GATED: dict[str, tuple[str, ...]] = {
 }
 OFF = ("false", "none", "0", "", "ignore")
 HYBRID_PREFIX = "hybrid_"
-PERLIN_KEYS = ("perlin_w", "perlin_h", "perlin_octaves", "perlin_persistence")
 
 
 class Reader:
@@ -57,13 +57,14 @@ class Reader:
     def __init__(self, settings: dict, out: Imported) -> None:
         self.settings, self.out = settings, out
         self.used: set[str] = set()
+        self.keep_past = False  # keyframes past the file's last frame are kept (Video Input ignores max_frames)
 
     def get(self, key: str) -> Any:
-        """The file's value, or Deforum's default when the file does not have the key."""
+        """The file's value, or (a copy of) Deforum's default when the file does not have the key."""
         self.used.add(key)
         if key in self.settings:
             return self.settings[key]
-        return DEFORUM_DEFAULTS.get(key, OLD_DEFAULTS.get(key))
+        return copy.deepcopy(DEFORUM_DEFAULTS.get(key, OLD_DEFAULTS.get(key)))
 
     def raw(self, key: str) -> Any:
         """The value exactly as the file has it (None when absent)."""
@@ -83,27 +84,33 @@ class Reader:
         self.out.note(key, value, reason)
 
     def schedule(self, key: str) -> Any:
-        """A schedule as anim reads it: numbers stay numbers; a frame given twice keeps its last keyframe
-        (Deforum's rule; anim refuses repeats in its own presets), with a note."""
+        """A schedule as anim reads it with Deforum's meaning: numbers stay numbers; a frame given twice keeps its
+        last keyframe and keyframes past the last frame are left out (Deforum's rules; both noted); the text is
+        checked now so a malformed one is named by its Deforum key."""
         value = self.get(key)
         if key in NUMBER_TO_SCHEDULE and number(value) is not None and not isinstance(value, str):
             return f"0:({number(value)!r})"
         if not isinstance(value, str):
             return value
+        text = self._deforum_keyframes(key, value)
+        try:
+            parse_schedule(text, key)
+        except ScheduleError as exc:
+            raise PresetError(str(exc)) from None
+        return text
+
+    def _deforum_keyframes(self, key: str, value: str) -> str:
+        """`value` with repeated frames reduced to their last keyframe and keyframes past the end dropped."""
         text, repeated = dedupe(value)
         if repeated:
             self.note(key, value, f"frame(s) {', '.join(map(str, repeated))} given twice: the last keyframe is "
                                   "kept, as Deforum does")
         frames = whole(self.settings.get("max_frames"))
-        if frames:
+        if frames and not self.keep_past:
             text, dropped = drop_past(text, frames - 1)
             if dropped:
                 self.note(key, value, f"keyframe(s) at {', '.join(map(str, dropped))} lie past the last frame "
                                       f"({frames - 1}): left out, as Deforum ignores them")
-        try:
-            parse_schedule(text, key)  # a malformed schedule is named by its Deforum key and text, now
-        except ScheduleError as exc:
-            raise PresetError(str(exc)) from None
         return text
 
     def refuse_url(self, key: str, path: str) -> bool:

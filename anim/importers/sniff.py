@@ -6,12 +6,13 @@ from pathlib import Path
 
 from anim.errors import PresetError
 from anim.importers.common import Imported, key_lines, read_json_object
-from anim.importers.deforum import DEFAULT_MODEL, from_deforum, is_deforum
+from anim.importers.deforum import from_deforum, is_deforum
+from anim.importers.deforum_sampler import DEFAULT_MODEL
 from anim.importers.parseq import MOTION, from_parseq, is_parseq
+from anim.preset.schema import Preset
 
 EXPECTED = ("a Deforum settings file (a JSON object with keys such as animation_mode, max_frames, prompts) "
             "or a Parseq export (a JSON object with rendered_frames)")
-ANIM_KEYS = ("motion", "denoise", "controlnet", "output", "performance", "loras", "prompt_blend")
 
 
 def sniff(path: str | Path) -> str:
@@ -27,8 +28,8 @@ def sniff(path: str | Path) -> str:
         return "parseq"
     if is_deforum(data):
         return "deforum"
-    if any(key in data for key in ANIM_KEYS) or path.suffix.lower() in (".yaml", ".yml"):
-        return "yaml"
+    if any(key in Preset.model_fields for key in data) or path.suffix.lower() in (".yaml", ".yml"):
+        return "yaml"  # an anim preset written as JSON
     raise PresetError(f"{path}: a JSON object with none of the keys expected of {EXPECTED}")
 
 
@@ -56,27 +57,6 @@ def import_file(path: str | Path) -> Imported:
         key = message.split(":", 1)[0]
         line = key_lines(text).get(key)
         raise PresetError(f"{path}{':' + str(line) if line else ''}: {message}") from None
-
-
-def merge_parseq(data: dict, parseq: Imported, keep: set = frozenset()) -> None:
-    """Lay the export's schedules over preset data: each key the export sets replaces the preset's, except the
-    key paths in `keep` (and below them)."""
-    for path, _source in parseq.origins.items():
-        if any(path[:cut] in keep for cut in range(1, len(path) + 1)):
-            continue
-        value = parseq.data
-        for part in path:
-            value = value[part]
-        node = data
-        for depth, part in enumerate(path[:-1]):
-            if isinstance(node, list):
-                node = node[int(part)]
-            else:
-                node = node.setdefault(part, [] if part == "controlnet" and depth == 0 else {})
-        if isinstance(node, list):
-            node[int(path[-1])] = value
-        else:
-            node[path[-1]] = value
 
 
 def header_comment(imported: Imported, source: str) -> str:

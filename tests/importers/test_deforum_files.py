@@ -91,8 +91,8 @@ def test_what_each_file_carries():
     assert (classic.width, classic.height, classic.max_frames, classic.motion.border) == (1024, 576, 181, "replicate")
     manga = load_preset(DATA / "anime-manga-creation-helper__deforum_settings.json")
     assert manga.preset.cadence == 2 and manga.preset.color_coherence == "lab"  # "2" and "Match Frame 0 LAB"
-    assert manga.preset.controlnet == []  # its openpose unit reads a URL video
-    assert any(line.startswith("controlnet_vid_path") and "URL" in line for line in manga.notes)
+    assert manga.preset.controlnet == []  # its early-2023 unit's input video is not in the file
+    assert any(line.startswith("controlnet_enabled") and "not carried" in line for line in manga.notes)
     samples = load_preset(DATA / "ai-samples__deforum_settings.json").preset
     assert [u.model for u in samples.controlnet] == ["lllyasviel/control_v11f1e_sd15_tile",
                                                      "lllyasviel/control_v11e_sd15_ip2p",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,9 +98,15 @@ def test_a_bad_value_names_the_key_and_its_line(tmp_path):
 
 
 def test_out_of_range_after_import_names_the_deforum_key(tmp_path):
-    path = write(tmp_path, strength_schedule="0: (1.5)")
-    with pytest.raises(PresetError, match=r"denoise \(from strength_schedule\): is -0.5 at frame 0"):
+    path = write(tmp_path, cfg_scale_schedule="0: (500)")
+    with pytest.raises(PresetError, match=r"cfg_scale \(from cfg_scale_schedule\): is 500 at frame 0"):
         build_table(load_preset(path))
+
+
+def test_strength_is_clamped_as_deforum_does(tmp_path):
+    table = build_table(load_preset(write(tmp_path, strength_schedule="0: (1.5), 5: (0.5 + t/10)")))
+    np.testing.assert_allclose(table.column("denoise"), 1 - np.clip([1.5] * 5 + [0.5 + t / 10 for t in range(5, 10)],
+                                                                     0, 1))
 
 
 def test_global_prompts_of_ui_saved_files_and_backticks(tmp_path):
@@ -141,7 +148,7 @@ def test_video_input_and_interpolation_modes(tmp_path):
     with pytest.raises(PresetError, match="URL"):
         import_file(write(tmp_path, animation_mode="Video Input", video_init_path="https://x/v.mp4"))
     blends = load_preset(write(tmp_path, animation_mode="Interpolation", prompts={"0": "a", "6": "b"})).preset
-    assert (blends.motion.mode, blends.denoise, blends.prompt_blend, blends.seed_behavior) == ("none", 1.0, 6, "fixed")
+    assert (blends.motion.mode, blends.denoise, blends.prompt_blend, blends.seed_behavior) == ("none", 1.0, 6, "iter")
 
 
 def test_video_input_cuts_by_source_frame_numbers_like_deforum(tmp_path):
@@ -162,3 +169,72 @@ def test_video_input_cuts_by_source_frame_numbers_like_deforum(tmp_path):
     finally:
         source.close()
     assert preset.max_frames == 3 and means == pytest.approx([60, 90, 120], abs=3)
+
+
+def test_sampler_schedules_of_a1111_1_9(tmp_path):
+    def sampler(**changes):
+        loaded = load_preset(write(tmp_path, **changes))
+        keys = [line.split(" = ")[0] for line in loaded.notes]
+        return loaded.preset.sampler, [key for key in keys if key in ("sampler", "scheduler")]
+    assert sampler(sampler="DPM++ 2M", scheduler="Automatic") == ("dpmpp_2m_karras", [])  # its own default: Karras
+    assert sampler(sampler="Euler a", scheduler="Automatic") == ("euler_a", [])
+    assert sampler(sampler="DPM++ 2M", scheduler="Karras") == ("dpmpp_2m_karras", [])
+    assert sampler(sampler="Euler a", scheduler="Karras") == ("euler_a", ["scheduler"])  # no such sampler: noted
+    assert sampler(sampler=7) == ("dpmpp_2m", ["sampler"])  # an old index other than 0: read, and noted
+
+
+def test_seed_behaviour_unknown_is_random_and_missing_noise_type_is_gaussian(tmp_path):
+    preset = load_preset(write(tmp_path, seed_behavior="bogus", diffusion_cadence=2)).preset
+    assert preset.seed_behavior == "random"
+    assert preset.noise_type == "gaussian"  # files from before Deforum's perlin default have no noise_type
+    assert load_preset(write(tmp_path, noise_type="perlin")).preset.noise_type == "perlin"
+
+
+def test_video_input_frames_get_no_loopback_processing(tmp_path):
+    imported = import_file(write(tmp_path, animation_mode="Video Input", video_init_path=str(tmp_path / "v.mp4"),
+                                 noise_schedule="0: (0.1)", color_coherence="LAB", translation_x="0:(0), 200:(5)"))
+    data = imported.data
+    assert (data["noise"], data["contrast"], data["unsharp_amount"], data["color_coherence"]) == (0.0, 1.0, 0.0, "none")
+
+
+def test_controlnet_names_and_origins(tmp_path):
+    video = tmp_path / "in.mp4"
+    video.write_bytes(b"")
+    loaded = load_preset(write(tmp_path, cn_1_enabled=True, cn_1_model="control_v11p_sd15_canny_fp16 [b18e0966]",
+                               cn_1_module="canny", cn_1_vid_path=str(video), cn_2_enabled=True,
+                               cn_2_model="diffusers_xl_canny_mid [112a778d]", cn_2_module="invert",
+                               cn_2_vid_path=str(video), cn_3_enabled=True, cn_3_model="t2i_style [1]",
+                               cn_3_module="none", cn_3_vid_path=str(video), cn_3_weight="0:(20)"))
+    units = loaded.preset.controlnet
+    assert [u.model for u in units] == ["lllyasviel/control_v11p_sd15_canny", "t2i_style"]
+    assert any(line.startswith("cn_2_module") for line in loaded.notes)  # invert: not carried
+    assert any(line.startswith("cn_3_model") for line in loaded.notes)  # not a lllyasviel name: noted
+    with pytest.raises(PresetError, match=r"controlnet\.1\.weight \(from cn_3_weight\)"):
+        build_table(loaded)
+
+
+def test_a_parseq_manifest_inside_the_settings_drives_them(tmp_path):
+    export = json.loads((Path(__file__).parent / "data" / "parseq__sd-webui-deforum_testdata_parseq.json").read_text())
+    table = build_table(load_preset(write(tmp_path, parseq_manifest=json.dumps(export), angle="0:(99)")))
+    frames = sorted(export["rendered_frames"], key=lambda f: f["frame"])
+    np.testing.assert_allclose(table.column("angle"), [f["angle_delta"] for f in frames])
+    absolute = build_table(load_preset(write(tmp_path, parseq_manifest=json.dumps(export), parseq_use_deltas=False)))
+    np.testing.assert_allclose(absolute.column("angle"), [f["angle"] for f in frames])
+
+
+def test_odd_parseq_values_are_errors_or_left_to_the_schema(tmp_path):
+    export = tmp_path / "e.json"
+    export.write_text(json.dumps({"options": {}, "rendered_frames": [
+        {"frame": 0, "angle_delta": 0, "deforum_prompt": "a"}, {"frame": "1.0", "angle_delta": 1}]}))
+    assert load_preset(export).preset.max_frames == 2
+    preset = tmp_path / "p.yaml"
+    for section in ("motion: null", "motion: x", "motion: [1]", "controlnet: [x]"):
+        preset.write_text(f"parseq: {export}\nprompts: {{0: a}}\n{section}\n")
+        with pytest.raises(PresetError, match="p.yaml"):
+            load_preset(preset)
+
+
+def test_an_anim_preset_written_as_json_still_loads(tmp_path):
+    path = tmp_path / "x.json"
+    path.write_text('{"model": "tiny", "prompts": {"0": "a cat"}, "max_frames": 4}')
+    assert sniff(path) == "yaml" and load_preset(path).preset.max_frames == 4

@@ -40,7 +40,7 @@ FLOW_MAX_SIDE = 256
 
 def to_unit_tensor(frame: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 -> (1, 3, H, W) float32 in [0, 1] on the CPU."""
-    return torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].to(torch.float32) / 255.0
+    return torch.from_numpy(np.array(frame)).permute(2, 0, 1)[None].to(torch.float32) / 255.0  # a copy: writable
 
 
 def masked_pair_error(current: torch.Tensor, warped_next: torch.Tensor, mask: torch.Tensor) -> float:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import math
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from anim.diffusion.crossframe import CrossFrame, CrossFrameInput
 from anim.diffusion.samplers import make_scheduler, seed_scheduler
 from anim.errors import InputError, ModelError
 
@@ -56,12 +58,14 @@ class Diffuser:
         for pipe in (self.txt2img, self.img2img):
             pipe.set_progress_bar_config(disable=True)
         self._control_pipes: dict[tuple, object] = {}
+        self.cross_frame: CrossFrame | None = None  # installed on the UNet the first time a call asks for it
         self.calls = 0
 
     def __call__(self, *, init: torch.Tensor | None, cond: torch.Tensor, uncond: torch.Tensor, denoise: float,
                  cfg_scale: float, steps: int, sampler: str, seed: int, width: int, height: int,
-                 controls: list[ControlInput] | None = None) -> torch.Tensor:
-        """(1,3,H,W) float32 in [0,1] on the device; init None -> txt2img, else img2img with strength=denoise."""
+                 controls: list[ControlInput] | None = None, cross_frame: CrossFrameInput | None = None) -> torch.Tensor:
+        """(1,3,H,W) float32 in [0,1] on the device; init None -> txt2img, else img2img with strength=denoise;
+        `cross_frame` (weight > 0 and anchors) turns on cross-frame attention for this call."""
         check_size(width, height)
         if init is not None and denoise <= 0:
             return init
@@ -77,7 +81,12 @@ class Diffuser:
             "generator": torch.Generator("cpu").manual_seed(int(seed)),
         }
         kwargs.update(self._image_kwargs(init, denoise, steps, width, height, controls or []))
-        with torch.inference_mode(), warnings.catch_warnings():
+        attention = nullcontext()
+        if cross_frame is not None and cross_frame.weight > 0 and cross_frame.anchor_latents:
+            if self.cross_frame is None:
+                self.cross_frame = CrossFrame(self.models.unet)
+            attention = self.cross_frame.active(cross_frame, pipe.scheduler)
+        with torch.inference_mode(), warnings.catch_warnings(), attention:
             warnings.filterwarnings("ignore", message="Should have ta>=t0")  # torchsde, harmless in img2img
             images = pipe(**kwargs).images
         self.calls += 1

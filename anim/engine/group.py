@@ -31,12 +31,19 @@ class GroupUnsupported(ModelError):
 def lockstep_key(preset) -> tuple | None:
     """What runs must share to be rendered in one group (same loaded models, same size); None: never grouped.
 
-    LoRA weights are set on the shared UNet per frame, so runs with LoRAs render alone.
+    LoRA weights are set on the shared UNet per frame, so runs with LoRAs render alone; so do runs with
+    cross-frame attention (its anchor passes run inside each frame's UNet calls, which a group shares).
     """
-    if preset.loras:
+    if preset.loras or has_cross_frame(preset):
         return None
     return (preset.model, preset.vae, preset.allow_pickle, preset.device, preset.dtype,
             preset.performance.model_dump_json(), int(preset.width), int(preset.height))
+
+
+def has_cross_frame(preset) -> bool:
+    """Whether cross-frame attention is on at some frame (a weight schedule that is not plain 0)."""
+    weight = preset.coherence.cross_frame.weight
+    return not (isinstance(weight, (int, float)) and float(weight) == 0.0)
 
 
 def first_missing(run: Run) -> int:

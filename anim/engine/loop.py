@@ -236,12 +236,25 @@ class FrameLoop:
         controls = maker.controls(frame, row, warped)  # 4. conditioning: control maps (cached)
         times["control maps"] += time.perf_counter() - started
         started = time.perf_counter()
-        image = maker.diffuse(frame, row, init, denoise, controls)  # 5. img2img / txt2img (+ControlNet)
+        anchors = self._anchors(before, prev) if prev is not None else ()
+        image = maker.diffuse(frame, row, init, denoise, controls, anchors)  # 5. img2img / txt2img (+ControlNet)
         times["diffusion"] += time.perf_counter() - started
         started = time.perf_counter()
         image = maker.finish(image, self.reference)  # 6. colour match the output again
         times["warp+coherence"] += time.perf_counter() - started
         self._emit(frame, row, image, denoise)  # 7. to the writer; 8. state.json once the PNG is durable
+
+    def _anchors(self, before: int, prev: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
+        """Cross-frame attention's anchors as their PNGs hold them: frame 0 ('first') and the previous key frame
+        ('previous'), each once."""
+        chosen = []
+        for name in self.p.coherence.cross_frame.anchors:
+            index = 0 if name == "first" else before
+            if all(index != i for i, _ in chosen):
+                image = prev if index == before else self.image(index)
+                if image is not None:
+                    chosen.append((index, image))
+        return chosen
 
     def _warp(self, prev: torch.Tensor, before: int, frame: int, row: dict) -> torch.Tensor:
         """Step 2: the previous key moved to `frame` (cadence: the motion of every frame in between at once)."""

@@ -59,7 +59,7 @@ class PreviewMaker:
     def controls(self, frame: int, row: dict, warped):
         return None
 
-    def diffuse(self, frame: int, row: dict, init: torch.Tensor, denoise, controls) -> torch.Tensor:
+    def diffuse(self, frame: int, row: dict, init: torch.Tensor, denoise, controls, anchors=()) -> torch.Tensor:
         return init
 
     def finish(self, image: torch.Tensor, reference) -> torch.Tensor:
@@ -89,6 +89,7 @@ class DiffusionMaker:
         self.init = load_image(p.init_image, p.width, p.height, self.device, "init_image") if p.init_image else None
         self.camera = make_camera(run, self.device, self.models.dtype)
         self.video = self.units = None
+        self._anchor_latents: dict[int, torch.Tensor] = {}  # cross-frame anchors' latents by frame
         if p.init_video:
             from anim.control.sources import open_source
 
@@ -141,8 +142,9 @@ class DiffusionMaker:
         """Step 4: the frame's ControlNet inputs (maps cached on disk), or None without units."""
         return self.units.for_frame(frame, row, warped) if self.units is not None else None
 
-    def diffuse(self, frame: int, row: dict, init, denoise, controls) -> torch.Tensor:
-        """Step 5: img2img (txt2img when `denoise` is None) with the frame's prompts, LoRA weights and seed."""
+    def diffuse(self, frame: int, row: dict, init, denoise, controls, anchors=()) -> torch.Tensor:
+        """Step 5: img2img (txt2img when `denoise` is None) with the frame's prompts, LoRA weights and seed;
+        `anchors` ((frame, image) as their PNGs hold them) feed cross-frame attention when its weight is > 0."""
         p = self.preset
         if p.loras:
             set_lora_weights(self.models, [row[lora_column(i)] for i in range(len(p.loras))])
@@ -155,7 +157,7 @@ class DiffusionMaker:
         image = self._diffuse(
             frame, init=init, cond=cond, uncond=uncond, denoise=1.0 if denoise is None else denoise,
             cfg_scale=row["cfg_scale"], steps=int(row["steps"]), sampler=p.sampler, seed=int(row["seed"]),
-            width=p.width, height=p.height, controls=controls,
+            width=p.width, height=p.height, controls=controls, **self._cross_frame(row, anchors),
         )
         if has_bad_pixels(image):
             raise ModelError(f"frame {row['frame']}: the model produced NaN/inf pixels (try dtype: fp32 or another vae)")
@@ -164,6 +166,24 @@ class DiffusionMaker:
     def finish(self, image: torch.Tensor, reference) -> torch.Tensor:
         """Step 6: colour match the output to the reference again."""
         return finish(image, reference, self.preset)
+
+    def _cross_frame(self, row: dict, anchors) -> dict:
+        """{"cross_frame": CrossFrameInput} when the frame's weight is > 0 and it has anchors, else {} (the
+        call is then exactly what it was without the feature). Anchor latents are kept for the next frames."""
+        weight = float(row["cross_frame_weight"])
+        if weight <= 0.0 or not anchors:
+            return {}
+        from anim.diffusion.crossframe import CrossFrameInput, encode_anchor
+
+        latents = []
+        for index, image in anchors:
+            if index not in self._anchor_latents:
+                self._anchor_latents[index] = encode_anchor(self.models.vae, image)
+            latents.append(self._anchor_latents[index])
+        for old in sorted(self._anchor_latents)[:-3]:  # frame 0 and the last key frames suffice
+            if old != 0:
+                del self._anchor_latents[old]
+        return {"cross_frame": CrossFrameInput(weight, latents, int(row["seed"]))}
 
 
 def has_bad_pixels(image: torch.Tensor) -> bool:

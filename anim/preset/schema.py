@@ -81,6 +81,19 @@ class Performance(_Section):
     low_vram: bool = False  # VAE tiling/slicing + attention slicing; on CUDA, model CPU offload
 
 
+class CrossFrame(_Section):
+    """Cross-frame attention: each frame's self-attention also looks at anchor frames (anim.diffusion.crossframe)."""
+
+    weight: Sched = 0.0  # 0 = off (bit-identical to no cross-frame attention); 1 = the anchors' attention only
+    anchors: list[Literal["first", "previous"]] = Field(default_factory=lambda: ["first", "previous"], min_length=1)
+
+
+class Coherence(_Section):
+    """Temporal coherence inside the diffusion (beyond loopback, colour matching and flow blends)."""
+
+    cross_frame: CrossFrame = Field(default_factory=CrossFrame)
+
+
 class Output(_Section):
     """Video encoding of the finished frames."""
 
@@ -145,6 +158,7 @@ class Preset(_Section):
     color_reference: Optional[str] = None  # image path; default: frame 0
 
     controlnet: list[ControlUnit] = Field(default_factory=list)
+    coherence: Coherence = Field(default_factory=Coherence)
     output: Output = Field(default_factory=Output)
     performance: Performance = Field(default_factory=Performance)
 
@@ -202,6 +216,7 @@ SCHEDULED: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("unsharp_threshold",), "unsharp_threshold", "float"),
     (("video_blend",), "video_blend", "float"),
     (("flow_blend",), "flow_blend", "float"),
+    (("coherence", "cross_frame", "weight"), "cross_frame_weight", "float"),
 )
 
 

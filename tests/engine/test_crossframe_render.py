@@ -1,0 +1,78 @@
+"""Cross-frame attention through render.py: weight 0 renders today's frames, a resumed render (split, or killed
+with SIGKILL) gives the frames of an uninterrupted one, and such runs render alone in a batch.
+
+Whether it steadies frames is not measurable on the tiny model: its random VAE encodes every image to latents of
+std ~0.03, so its frames are the decoder's response to the UNet's noise and attention barely moves them."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from anim.engine.group import has_cross_frame, lockstep_key
+from anim.preset import Preset
+from tests.batch.util import ENV, ROOT, render_cli
+
+STATIC = {"model": "tiny", "width": 64, "height": 64, "fps": 8, "max_frames": 6, "seed": 5, "steps": 3,
+          "prompts": {0: "a cabin in a snowy forest"}, "motion": {"mode": "none"}, "denoise": 0.4, "noise": 0.0,
+          "color_coherence": "none"}
+ON = ["coherence.cross_frame.weight=1"]
+
+
+def preset_file(tmp_path, **changes):
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump({**STATIC, **changes}, sort_keys=False))
+    return path
+
+
+def pixels(run):
+    return [np.asarray(Image.open(p).convert("RGB")) for p in sorted((run / "frames").glob("*.png"))]
+
+
+@pytest.mark.slow  # the default suite checks this on the diffuser (tests/diffusion/test_crossframe.py)
+def test_weight_zero_renders_todays_frames(tmp_path):
+    preset = preset_file(tmp_path, max_frames=3)
+    assert render_cli(preset, "--out", tmp_path / "plain").returncode == 0
+    assert render_cli(preset, "coherence.cross_frame.weight=0", "--out", tmp_path / "zero").returncode == 0
+    assert all(np.array_equal(a, b) for a, b in zip(pixels(tmp_path / "plain"), pixels(tmp_path / "zero")))
+
+
+def test_split_render_with_cadence_equals_the_whole(tmp_path):
+    preset = preset_file(tmp_path, max_frames=5, cadence=2, motion={"mode": "2d", "zoom": "0:(1.03)"})
+    assert render_cli(preset, *ON, "--out", tmp_path / "whole").returncode == 0
+    assert render_cli(preset, *ON, "--out", tmp_path / "split", "--frames", "0:3").returncode == 0
+    assert render_cli(preset, *ON, "--out", tmp_path / "split").returncode == 0
+    whole, split = pixels(tmp_path / "whole"), pixels(tmp_path / "split")
+    assert len(whole) == 5 and all(np.array_equal(a, b) for a, b in zip(whole, split))
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_is_identical_with_cross_frame_attention(tmp_path):
+    preset = preset_file(tmp_path, max_frames=8, motion={"mode": "2d", "zoom": "0:(1.03)"})
+    assert render_cli(preset, *ON, "--out", tmp_path / "whole").returncode == 0
+    out = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, str(ROOT / "render.py"), str(preset), *ON, "--out", str(out),
+                                "--quiet"], cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while len(list((out / "frames").glob("*.png"))) < 3 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert len(list((out / "frames").glob("*.png"))) < 8, "the render finished before it could be killed"
+    assert render_cli("--resume", out).returncode == 0
+    assert all(np.array_equal(a, b) for a, b in zip(pixels(tmp_path / "whole"), pixels(out)))
+    assert len(pixels(out)) == 8
+
+
+def test_cross_frame_runs_render_alone_in_a_batch():
+    plain = Preset.model_validate({**STATIC})
+    on = Preset.model_validate({**STATIC, "coherence": {"cross_frame": {"weight": "0:(0), 4:(1)"}}})
+    assert not has_cross_frame(plain) and lockstep_key(plain) is not None
+    assert has_cross_frame(on) and lockstep_key(on) is None

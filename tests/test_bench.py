@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,3 +71,12 @@ def test_group_bench_small_renders_groups_and_solo(tmp_path):
             assert len(frames) == saved["frames_per_run"] == 3
             shapes.update(np.asarray(Image.open(f)).shape for f in frames)
     assert shapes == {(64, 64, 3)}
+
+
+@pytest.mark.slow
+def test_coherence_bench_small_measures_every_method(tmp_path):
+    bench = _load("coherence")
+    result = bench.main(["--size", "small", "--frames", "3", "--out", str(tmp_path)])
+    rows = {(row["clip"], row["method"]) for row in result["rows"]}
+    assert rows == {(clip, method) for clip in ("pan+zoom", "static") for method in bench.METHODS}
+    assert all(row["warp_error"] > 0 and row["s_per_frame"] > 0 for row in result["rows"])

@@ -92,8 +92,8 @@ class Reader:
             return f"0:({number(value)!r})"
         if not isinstance(value, str):
             return value
-        text = self._deforum_keyframes(key, value)
         try:
+            text = self._deforum_keyframes(key, value)
             parse_schedule(text, key)
         except ScheduleError as exc:
             raise PresetError(str(exc)) from None

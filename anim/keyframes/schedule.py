@@ -223,6 +223,19 @@ def _parse_string(text: str, name: str) -> tuple[Keyframe, ...]:
     return tuple(keyframes)
 
 
+def keyframe_texts(text: str, name: str = "schedule") -> list[tuple[str, str]]:
+    """(key text, value text) of each keyframe of a Deforum string, split exactly as the parser splits it
+    (top-level commas, each keyframe's first top-level colon); a lone value has the key ''. For tools that
+    rewrite schedule text (anim.importers); ScheduleError on unbalanced parentheses."""
+    pieces = []
+    for start, end in _top_level(text, 0, len(text), ",", Where(name, text)):
+        if text[start:end].strip():
+            colon = _first_colon(text, start, end)
+            pieces.append(("", text[start:end].strip()) if colon < 0 else
+                          (text[start:colon].strip(), text[colon + 1:end].strip()))
+    return pieces
+
+
 def _mapping_entry(raw_key, raw_value, name: str) -> Keyframe:
     """One mapping item: key -> number | expression text | {value: ..., ease: ...}."""
     key_text = raw_key if isinstance(raw_key, str) else repr(raw_key)

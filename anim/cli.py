@@ -130,9 +130,9 @@ def import_note(notes: list[str], source: str | None) -> str:
 def import_main(argv: list[str]) -> int:
     """`render.py import-deforum SETTINGS [-o preset.yaml]`: write the anim preset of a Deforum settings file
     (or Parseq export), beginning with a comment block of what was not carried over and why."""
-    from anim.importers import header_comment, import_file
+    from anim.importers import header_comment
     from anim.media.files import atomic_write_text
-    from anim.plan import cut_by_frames, validate_preset
+    from anim.plan import import_settings, validate_preset
     from anim.preset.yamlio import dump_yaml
 
     parser = argparse.ArgumentParser(prog="render.py import-deforum",
@@ -140,9 +140,7 @@ def import_main(argv: list[str]) -> int:
     parser.add_argument("settings", help="Deforum *_settings.txt (JSON) or Parseq export")
     parser.add_argument("-o", "--out", type=Path, help="preset YAML to write (default: print it)")
     args = parser.parse_args(argv)
-    imported = import_file(args.settings)
-    if imported.video_frames is not None:
-        cut_by_frames(imported.data, *imported.video_frames)
+    imported = import_settings(args.settings, required=True)
     validate_preset(copy.deepcopy(imported.data), args.settings, imported.preset_lines())  # fails before writing
     text = header_comment(imported, args.settings) + dump_yaml(imported.data)
     if args.out is None:

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from anim.errors import AnimError, PresetError, ScheduleError
-from anim.importers import import_file, sniff
+from anim.importers import Imported, import_file, read_settings
 from anim.importers.common import read_json_object
 from anim.importers.parseq import from_parseq, is_parseq, merge_parseq
 from anim.keyframes import FrameTable, resolve_prompts, resolve_seeds
@@ -32,26 +32,32 @@ def load_preset(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     """A preset file, overridden and validated, with max_frames/fps read from init_video when they default.
     The file may also be a Deforum settings file or a Parseq export (recognised by content): it is imported
     with its own meaning first (anim.importers), and `key=value` overrides then apply to the anim keys."""
-    kind = sniff(path)
-    if kind == "yaml":
+    imported = import_settings(path)
+    if imported is None:
         return load_preset_file(path, overrides, video_info=input_video_info, expand=expand_parseq)
-    imported = import_file(path)
-    if imported.video_frames is not None:
-        cut_by_frames(imported.data, *imported.video_frames)
     applied = apply_overrides(imported.data, overrides)
     return validate_preset_data(imported.data, str(path), imported.preset_lines(), applied,
                                 video_info=input_video_info, expand=expand_parseq, origins=imported.origins,
                                 notes=[note.line() for note in imported.notes])
 
 
+def import_settings(path: str | Path, *, required: bool = False) -> Imported | None:
+    """A Deforum settings file or Parseq export as preset data (anim.importers), with a Video Input cut by frame
+    numbers turned into seconds; None for an anim preset (PresetError instead when `required`)."""
+    imported = import_file(path) if required else read_settings(path)
+    if imported is not None and imported.video_frames is not None:
+        cut_by_frames(imported.data, *imported.video_frames)
+    return imported
+
+
 def cut_by_frames(data: dict, first: int, last: int | None) -> None:
     """Deforum's extract_from_frame / extract_to_frame (source frame numbers, `last` inclusive) as anim's
     video_start / video_end in seconds, at half a frame before and after so the cut is exact. A video that
     cannot be read here is left alone (its init_video error comes when it is opened)."""
-    from anim.media.video import probe_video  # decodes the file: only for a Video Input import that cuts
+    from anim.media.video import video_fps
 
     try:
-        fps = probe_video(Path(data["init_video"])).fps
+        fps = video_fps(Path(data["init_video"]))
     except AnimError:
         return
     if fps > 0:

@@ -18,8 +18,12 @@ EXPECTED = ("a Deforum settings file (a JSON object with keys such as animation_
 def sniff(path: str | Path) -> str:
     """'deforum', 'parseq' or 'yaml' (an anim preset, also when it is written as JSON). A .json/.txt file
     that is a JSON object but neither Deforum's nor Parseq's is an error naming the file."""
-    path = Path(path)
-    data, _text = read_json_object(path)
+    data, _text = read_json_object(Path(path))
+    return _kind(Path(path), data)
+
+
+def _kind(path: Path, data: dict | None) -> str:
+    """What the file whose JSON object (None: not JSON) is `data` holds (see `sniff`)."""
     if data is None:
         if path.suffix.lower() == ".json":
             raise PresetError(f"{path}: not a JSON object; expected {EXPECTED}")
@@ -33,30 +37,44 @@ def sniff(path: str | Path) -> str:
     raise PresetError(f"{path}: a JSON object with none of the keys expected of {EXPECTED}")
 
 
-def import_file(path: str | Path) -> Imported:
-    """The preset data of a Deforum settings file or a Parseq export (PresetError naming the file otherwise).
-    A Parseq export on its own becomes a preset that reads it (`parseq: PATH`), 3D when it moves in 3D."""
+def read_settings(path: str | Path) -> Imported | None:
+    """The preset data of a Deforum settings file or a Parseq export, read once; None for an anim preset."""
     path = Path(path)
     data, text = read_json_object(path)
-    if data is not None and is_parseq(data):
-        probe = from_parseq(data, str(path))
-        three_d = any(key in probe.data.get("motion", {}) for key in MOTION if key.endswith(("_z", "3d_x", "3d_y")))
-        out = Imported(kind="parseq", data={"model": DEFAULT_MODEL, "parseq": str(path),
-                                            "motion": {"mode": "3d" if three_d else "2d"}},
-                       notes=probe.notes)
-        if "prompts" not in probe.data:
-            raise PresetError(f"{path}: the Parseq export has no deforum_prompt per frame; give the prompts in a "
-                              f"preset with `parseq: {path}`")
-        return out
-    if data is None or not is_deforum(data):
+    kind = _kind(path, data)
+    if kind == "yaml":
+        return None
+    return _parseq_preset(path, data) if kind == "parseq" else _deforum_preset(path, data, text)
+
+
+def import_file(path: str | Path) -> Imported:
+    """The preset data of a Deforum settings file or a Parseq export (PresetError naming the file otherwise)."""
+    imported = read_settings(path)
+    if imported is None:
         raise PresetError(f"{path}: not {EXPECTED}")
+    return imported
+
+
+def _parseq_preset(path: Path, data: dict) -> Imported:
+    """A Parseq export on its own: a preset that reads it (`parseq: PATH`), 3D when it moves in 3D."""
+    probe = from_parseq(data, str(path))
+    if "prompts" not in probe.data:
+        raise PresetError(f"{path}: the Parseq export has no deforum_prompt per frame; give the prompts in a "
+                          f"preset with `parseq: {path}`")
+    three_d = any(key in probe.data.get("motion", {}) for key in MOTION if key.endswith(("_z", "3d_x", "3d_y")))
+    return Imported(kind="parseq", data={"model": DEFAULT_MODEL, "parseq": str(path),
+                                         "motion": {"mode": "3d" if three_d else "2d"}}, notes=probe.notes)
+
+
+def _deforum_preset(path: Path, data: dict, text: str) -> Imported:
+    """A Deforum settings file's preset; its errors name the file (and the key's line) once."""
+    lines = key_lines(text)
     try:
-        return from_deforum(data, key_lines(text))
-    except PresetError as exc:  # name the file (and the key's line) once
-        message = str(exc)
-        key = message.split(":", 1)[0]
-        line = key_lines(text).get(key)
-        raise PresetError(f"{path}{':' + str(line) if line else ''}: {message}") from None
+        return from_deforum(data, lines)
+    except PresetError as exc:
+        key = str(exc).split(":", 1)[0]
+        line = lines.get(key)
+        raise PresetError(f"{path}{':' + str(line) if line else ''}: {exc}") from None
 
 
 def header_comment(imported: Imported, source: str) -> str:

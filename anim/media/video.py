@@ -230,17 +230,31 @@ def probe_video(path: Path) -> VideoInfo:
     header = ffmpeg_header(path)
     if "Video:" not in header:
         raise InputError(f"{path}: not a readable video: {last_meaningful_line(header)}")
+    meta = _video_meta(path)
     try:
-        reader = imageio_ffmpeg.read_frames(str(path))
-        meta = next(reader)
-        reader.close()
         n_frames, n_secs = imageio_ffmpeg.count_frames_and_secs(str(path))
-    except (OSError, RuntimeError, StopIteration) as exc:
+    except (OSError, RuntimeError) as exc:
         raise InputError(f"{path}: not a readable video: {last_meaningful_line(str(exc))}") from None
     width, height = meta["size"]
     fps = float(meta.get("fps") or 0.0)
     duration_s = float(meta.get("duration") or n_secs or (n_frames / fps if fps else 0.0))
     return VideoInfo(int(width), int(height), fps, int(n_frames), duration_s, bool(_AUDIO_STREAM.search(header)))
+
+
+def _video_meta(path: Path) -> dict:
+    """imageio-ffmpeg's metadata of a video (size, fps, duration) without decoding it; InputError if unreadable."""
+    try:
+        reader = imageio_ffmpeg.read_frames(str(path))
+        meta = next(reader)
+        reader.close()
+    except (OSError, RuntimeError, StopIteration) as exc:
+        raise InputError(f"{path}: not a readable video: {last_meaningful_line(str(exc))}") from None
+    return meta
+
+
+def video_fps(path: Path) -> float:
+    """A video's frame rate (0.0 when unknown), without decoding its frames."""
+    return float(_video_meta(_require_file(Path(path))).get("fps") or 0.0)
 
 
 def read_frames(

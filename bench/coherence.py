@@ -74,18 +74,6 @@ def clip(big: np.ndarray, side: int, frames: int, moving: bool) -> list[np.ndarr
     return out
 
 
-def write_video(path: Path, frames: list[np.ndarray], fps: int = 12) -> Path:
-    import imageio_ffmpeg
-
-    writer = imageio_ffmpeg.write_frames(str(path), frames[0].shape[1::-1], fps=fps, quality=None,
-                                         output_params=["-crf", "10"], macro_block_size=16)
-    writer.send(None)
-    for frame in frames:
-        writer.send(np.ascontiguousarray(frame))
-    writer.close()
-    return path
-
-
 def render(preset: Path, out: Path, extra: list[str]) -> float:
     """Render (in this process) and return seconds per frame."""
     from anim.cli import main
@@ -100,6 +88,7 @@ def render(preset: Path, out: Path, extra: list[str]) -> float:
 def run(args) -> dict:
     from PIL import Image
 
+    from anim.media.video import write_test_video
     from anim.metrics import warp_error
 
     results: dict = {"size": args.size, "model": args.model, "frames": args.frames, "rows": []}
@@ -109,7 +98,7 @@ def run(args) -> dict:
         warmup = False
         for name, moving in (("pan+zoom", True), ("static", False)):
             source = clip(big, args.side, args.frames, moving)
-            video = write_video(work / f"{name}.mp4", source)
+            video = write_test_video(work / f"{name}.mp4", source)
             preset = work / f"{name}.yaml"
             preset.write_text(yaml.safe_dump({
                 "model": args.model, "width": args.side, "height": args.side, "seed": 7, "steps": args.steps,

@@ -4,11 +4,11 @@ import subprocess
 import sys
 
 import cv2
-import imageio_ffmpeg
 import numpy as np
 import pytest
 
 from anim.errors import InputError
+from anim.media.video import write_test_video
 from anim.metrics import main, masked_pair_error, warp_error
 
 SIZE = 96
@@ -33,17 +33,6 @@ def jitter(frames, amount=12, seed=2):
     rng = np.random.default_rng(seed)
     offsets = rng.choice([-amount, amount], size=len(frames))
     return [np.clip(f.astype(np.int16) + int(o), 0, 255).astype(np.uint8) for f, o in zip(frames, offsets)]
-
-
-def write_video(path, frames, fps=12):
-    height, width = frames[0].shape[:2]
-    writer = imageio_ffmpeg.write_frames(str(path), (width, height), fps=fps, quality=None,
-                                         output_params=["-crf", "10"], macro_block_size=16)
-    writer.send(None)
-    for frame in frames:
-        writer.send(np.ascontiguousarray(frame))
-    writer.close()
-    return path
 
 
 def test_identical_frames_score_exactly_zero():
@@ -93,7 +82,7 @@ def test_bad_inputs():
 def test_cli_prints_one_line_and_writes_csv(tmp_path, capsys):
     import torch
 
-    video = write_video(tmp_path / "pan.mp4", pan())
+    video = write_test_video(tmp_path / "pan.mp4", pan())
     csv_path = tmp_path / "out" / "err.csv"
     threads = torch.get_num_threads()
     assert main(["warp-error", str(video), "--csv", str(csv_path)]) == 0

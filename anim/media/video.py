@@ -287,6 +287,18 @@ def read_frames(
         reader.close()
 
 
+def write_test_video(path: Path, frames: Sequence[np.ndarray], fps: float = 12, crf: int = 10) -> Path:
+    """Write (H, W, 3) uint8 RGB frames as an H.264 mp4 (a test or benchmark input; sides multiples of 16)."""
+    height, width = frames[0].shape[:2]
+    writer = imageio_ffmpeg.write_frames(str(path), (width, height), fps=fps, quality=None,
+                                         output_params=["-crf", str(int(crf))], macro_block_size=16)
+    writer.send(None)
+    for frame in frames:
+        writer.send(np.ascontiguousarray(frame))
+    writer.close()
+    return Path(path)
+
+
 def make_test_audio(path: Path, seconds: float, freq_hz: float = 440) -> Path:
     """Write a sine tone of ``seconds`` (.wav as PCM, anything else as AAC, e.g. .m4a)."""
     path = Path(path)

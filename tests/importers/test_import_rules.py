@@ -154,11 +154,11 @@ def test_video_input_and_interpolation_modes(tmp_path):
 def test_video_input_cuts_by_source_frame_numbers_like_deforum(tmp_path):
     """Deforum keeps source frames from..to (inclusive) whose own index is a multiple of nth: 4..13 every 3rd
     of a 20-frame video is frames 6, 9, 12."""
+    from anim.media.video import write_test_video
     from anim.media.videosource import VideoSource
-    from tests.test_metrics import write_video
 
     levels = [np.full((64, 64, 3), 10 * k, np.uint8) for k in range(20)]
-    video = write_video(tmp_path / "count.mp4", levels, fps=10)
+    video = write_test_video(tmp_path / "count.mp4", levels, fps=10)
     path = write(tmp_path, animation_mode="Video Input", video_init_path=str(video), extract_nth_frame=3,
                  extract_from_frame=4, extract_to_frame=13, W=64, H=64)
     preset = load_preset(path).preset

@@ -31,6 +31,8 @@ METHODS = {
     "plain img2img": [],
     "flow_blend 0.8": ["flow_blend=0.8"],
     "cross-frame 0.8": ["coherence.cross_frame.weight=0.8"],
+    "fusion 0.8": ["coherence.fusion.weight=0.8", "coherence.fusion.end=1"],
+    "fusion+flow_blend": ["coherence.fusion.weight=0.8", "coherence.fusion.end=1", "flow_blend=0.8"],
 }
 
 

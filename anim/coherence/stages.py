@@ -11,16 +11,20 @@ from anim.motion.flow import consistency_mask, estimate_flow, warp_by_flow
 from anim.preset import Preset
 
 
-def flow_coherence(base: torch.Tensor, prev: torch.Tensor, source_now: np.ndarray, source_before: np.ndarray,
-                   strength: float, method: str = "dis") -> torch.Tensor:
-    """Video input: blend the previous output, moved by the INPUT video's flow, into the init.
-
-    Only where forward/backward flow agree (elsewhere, occluded, the init keeps `base`, the input frame).
-    """
+def follow_flow(prev: torch.Tensor, source_now: np.ndarray, source_before: np.ndarray,
+                method: str = "dis") -> tuple[torch.Tensor, torch.Tensor]:
+    """Video input: the previous output moved along the INPUT video's optical flow (from the input frame it was
+    made from to the current one), and where forward and backward flow agree (1, 1, H, W) in {0, 1}: elsewhere
+    the content was occluded or revealed, and the previous output says nothing about it."""
     forward = estimate_flow(source_now, source_before, method)  # now(x) ~ before(x + flow(x))
     backward = estimate_flow(source_before, source_now, method)
-    mask = torch.from_numpy(consistency_mask(forward, backward)).to(base.device)[None, None]
-    followed = warp_by_flow(prev, forward)
+    mask = torch.from_numpy(consistency_mask(forward, backward)).to(prev.device, prev.dtype)[None, None]
+    return warp_by_flow(prev, forward), mask
+
+
+def flow_coherence(base: torch.Tensor, followed: torch.Tensor, mask: torch.Tensor, strength: float) -> torch.Tensor:
+    """The init with the flow-carried previous output blended in by `strength` where the flow is trusted
+    (elsewhere it keeps `base`, the input frame)."""
     return base + (strength * mask) * (followed - base)
 
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import math
 import warnings
-from contextlib import nullcontext
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from anim.diffusion.crossframe import CrossFrame, CrossFrameInput
+from anim.diffusion.fusion import FusionInput, fused
 from anim.diffusion.samplers import make_scheduler, seed_scheduler
 from anim.errors import InputError, ModelError
 
@@ -63,9 +64,11 @@ class Diffuser:
 
     def __call__(self, *, init: torch.Tensor | None, cond: torch.Tensor, uncond: torch.Tensor, denoise: float,
                  cfg_scale: float, steps: int, sampler: str, seed: int, width: int, height: int,
-                 controls: list[ControlInput] | None = None, cross_frame: CrossFrameInput | None = None) -> torch.Tensor:
+                 controls: list[ControlInput] | None = None, cross_frame: CrossFrameInput | None = None,
+                 fusion: FusionInput | None = None) -> torch.Tensor:
         """(1,3,H,W) float32 in [0,1] on the device; init None -> txt2img, else img2img with strength=denoise;
-        `cross_frame` (weight > 0 and anchors) turns on cross-frame attention for this call."""
+        `cross_frame` (weight > 0 and anchors) turns on cross-frame attention for this call, `fusion` (weight > 0)
+        flow-guided latent fusion."""
         check_size(width, height)
         if init is not None and denoise <= 0:
             return init
@@ -81,16 +84,24 @@ class Diffuser:
             "generator": torch.Generator("cpu").manual_seed(int(seed)),
         }
         kwargs.update(self._image_kwargs(init, denoise, steps, width, height, controls or []))
-        attention = nullcontext()
-        if cross_frame is not None and cross_frame.weight > 0 and cross_frame.anchor_latents:
-            if self.cross_frame is None:
-                self.cross_frame = CrossFrame(self.models.unet)
-            attention = self.cross_frame.active(cross_frame, pipe.scheduler)
-        with torch.inference_mode(), warnings.catch_warnings(), attention:
+        with torch.inference_mode(), warnings.catch_warnings(), self._inside(pipe.scheduler, cross_frame, fusion):
             warnings.filterwarnings("ignore", message="Should have ta>=t0")  # torchsde, harmless in img2img
             images = pipe(**kwargs).images
         self.calls += 1
         return images.to(self.models.device, torch.float32).clamp(0.0, 1.0)
+
+    @contextmanager
+    def _inside(self, scheduler, cross_frame: CrossFrameInput | None, fusion: FusionInput | None):
+        """Cross-frame attention and latent fusion for one call, each only when its weight is > 0."""
+        with ExitStack() as stack:
+            if cross_frame is not None and cross_frame.weight > 0 and cross_frame.anchor_latents:
+                if self.cross_frame is None:
+                    self.cross_frame = CrossFrame(self.models.unet)
+                stack.enter_context(self.cross_frame.active(cross_frame, scheduler))
+            if fusion is not None and fusion.weight > 0:
+                prediction = self.models.scheduler_config.get("prediction_type", "epsilon")
+                stack.enter_context(fused(scheduler, fusion, prediction))
+            yield
 
     # ------------------------------------------------------------ pipelines
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from anim.errors import ModelError
 from anim.media.files import atomic_write_text
 from anim.media.png import is_complete_png
+from anim.preset.schema import is_on
 from anim.runfolder import GROUP, Run, is_finished
 
 
@@ -32,9 +33,10 @@ def lockstep_key(preset) -> tuple | None:
     """What runs must share to be rendered in one group (same loaded models, same size); None: never grouped.
 
     LoRA weights are set on the shared UNet per frame, so runs with LoRAs render alone; so do runs with
-    cross-frame attention (its anchor passes run inside each frame's UNet calls, which a group shares).
+    cross-frame attention or latent fusion (they work inside each frame's UNet calls and scheduler steps, which
+    a group shares).
     """
-    if preset.loras or has_cross_frame(preset):
+    if preset.loras or has_cross_frame(preset) or is_on(preset.coherence.fusion.weight):
         return None
     return (preset.model, preset.vae, preset.allow_pickle, preset.device, preset.dtype,
             preset.performance.model_dump_json(), int(preset.width), int(preset.height))
@@ -42,8 +44,7 @@ def lockstep_key(preset) -> tuple | None:
 
 def has_cross_frame(preset) -> bool:
     """Whether cross-frame attention is on at some frame (a weight schedule that is not plain 0)."""
-    weight = preset.coherence.cross_frame.weight
-    return not (isinstance(weight, (int, float)) and float(weight) == 0.0)
+    return is_on(preset.coherence.cross_frame.weight)
 
 
 def first_missing(run: Run) -> int:

@@ -229,7 +229,7 @@ class FrameLoop:
             (init, denoise), warped = maker.first(row, source), None
         else:
             warped = self._warp(prev, before, frame, row)  # 2. warp the previous output by the camera
-            init = maker.cohere(warped, prev, source, row, self.reference)  # 3. coherence
+            init = maker.cohere(warped, prev, source, row, self.reference, before)  # 3. coherence
             denoise = maker.denoise(row)
         times["warp+coherence"] += time.perf_counter() - started
         started = time.perf_counter()

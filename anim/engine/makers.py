@@ -10,7 +10,7 @@ from functools import partial
 
 import torch
 
-from anim.coherence.stages import finish, flow_coherence, prepare_init
+from anim.coherence.stages import finish, flow_coherence, follow_flow, prepare_init
 from anim.engine.cache import ModelCache
 from anim.errors import ModelError
 from anim.media.images import load_image, make_test_card
@@ -50,7 +50,7 @@ class PreviewMaker:
     def first(self, row: dict, source) -> tuple[torch.Tensor, None]:
         return self.first_image, None
 
-    def cohere(self, warped, prev, source, row: dict, reference) -> torch.Tensor:
+    def cohere(self, warped, prev, source, row: dict, reference, before: int) -> torch.Tensor:
         return warped
 
     def denoise(self, row: dict) -> None:
@@ -90,6 +90,7 @@ class DiffusionMaker:
         self.camera = make_camera(run, self.device, self.models.dtype)
         self.video = self.units = None
         self._anchor_latents: dict[int, torch.Tensor] = {}  # cross-frame anchors' latents by frame
+        self._guide = None  # (frame, previous output carried by the input's flow, trusted mask): fusion's guide
         if p.init_video:
             from anim.control.sources import open_source
 
@@ -123,15 +124,20 @@ class DiffusionMaker:
             return source, row["denoise"]
         return self.init, (self.preset.init_denoise if self.init is not None else None)
 
-    def cohere(self, warped: torch.Tensor, prev: torch.Tensor, source, row: dict, reference) -> torch.Tensor:
+    def cohere(self, warped: torch.Tensor, prev: torch.Tensor, source, row: dict, reference,
+               before: int) -> torch.Tensor:
         """Step 3. Video input: the input frame steadied toward the warped previous output by video_blend, and
-        the previous output carried along the input's optical flow by flow_blend; then colour match,
-        contrast, unsharp mask and seeded noise."""
+        the previous output (frame `before`) carried along the input's optical flow by flow_blend (the same
+        carried image guides latent fusion); then colour match, contrast, unsharp mask and seeded noise."""
         init = warped if source is None else torch.lerp(source, warped, float(row["video_blend"]))
-        if source is not None and row["flow_blend"] > 0.0:
+        self._guide = None
+        if source is not None and (row["flow_blend"] > 0.0 or row["fusion_weight"] > 0.0):
             frame = int(row["frame"])
-            init = flow_coherence(init, prev, self.video.frame(frame), self.video.frame(frame - 1),
-                                  float(row["flow_blend"]), self.preset.flow_method)
+            followed, mask = follow_flow(prev, self.video.frame(frame), self.video.frame(before),
+                                         self.preset.flow_method)
+            self._guide = (frame, followed, mask)
+            if row["flow_blend"] > 0.0:
+                init = flow_coherence(init, followed, mask, float(row["flow_blend"]))
         return prepare_init(init, reference, row, self.preset)
 
     def denoise(self, row: dict) -> float:
@@ -158,6 +164,7 @@ class DiffusionMaker:
             frame, init=init, cond=cond, uncond=uncond, denoise=1.0 if denoise is None else denoise,
             cfg_scale=row["cfg_scale"], steps=int(row["steps"]), sampler=p.sampler, seed=int(row["seed"]),
             width=p.width, height=p.height, controls=controls, **self._cross_frame(row, anchors),
+            **self._fusion(frame, row),
         )
         if has_bad_pixels(image):
             raise ModelError(f"frame {row['frame']}: the model produced NaN/inf pixels (try dtype: fp32 or another vae)")
@@ -184,6 +191,22 @@ class DiffusionMaker:
             if old != 0:
                 del self._anchor_latents[old]
         return {"cross_frame": CrossFrameInput(weight, latents, int(row["seed"]))}
+
+
+    def _fusion(self, frame: int, row: dict) -> dict:
+        """{"fusion": FusionInput} when the frame's fusion weight is > 0 and step 3 carried the previous output
+        along the input's flow for it, else {} (the call is then exactly what it was without the feature)."""
+        weight = float(row["fusion_weight"])
+        if weight <= 0.0 or self._guide is None or self._guide[0] != frame:
+            return {}
+        from anim.diffusion.crossframe import encode_anchor
+        from anim.diffusion.fusion import FusionInput, latent_mask
+
+        _, followed, mask = self._guide
+        guide = encode_anchor(self.models.vae, followed)
+        settings = self.preset.coherence.fusion
+        return {"fusion": FusionInput(guide, latent_mask(mask, *guide.shape[-2:]).to(guide.dtype), weight,
+                                      settings.start, settings.end)}
 
 
 def has_bad_pixels(image: torch.Tensor) -> bool:

@@ -19,7 +19,7 @@ COLUMN_RANGES: dict[str, tuple[float, float]] = {
     "aspect_ratio": (1e-2, 1e2),
     "unsharp_amount": (0.0, 10.0), "unsharp_kernel": (1, 99), "unsharp_sigma": (0.0, 100.0),
     "unsharp_threshold": (0.0, 255.0), "video_blend": (0.0, 1.0), "flow_blend": (0.0, 1.0),
-    "cross_frame_weight": (0.0, 1.0),
+    "cross_frame_weight": (0.0, 1.0), "fusion_weight": (0.0, 1.0),
     "guidance_start": (0.0, 1.0), "guidance_end": (0.0, 1.0), "weight": (-10.0, 10.0),
 }
 

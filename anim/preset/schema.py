@@ -88,10 +88,26 @@ class CrossFrame(_Section):
     anchors: list[Literal["first", "previous"]] = Field(default_factory=lambda: ["first", "previous"], min_length=1)
 
 
+class Fusion(_Section):
+    """Flow-guided latent fusion (video input): over a window of denoising steps, the predicted clean latent is
+    pulled toward the previous output carried along the input's optical flow, where the flow is consistent."""
+
+    weight: Sched = 0.0  # 0 = off (bit-identical); 1 = the flow-carried previous output wherever it is trusted
+    start: float = Field(0.0, ge=0.0, le=1.0)  # first step, as a fraction of the steps run (ControlNet's rule)
+    end: float = Field(0.6, ge=0.0, le=1.0)  # last step; the steps after it add detail freely
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Fusion":
+        if self.start > self.end:
+            raise ValueError(f"start ({self.start}) is after end ({self.end})")
+        return self
+
+
 class Coherence(_Section):
     """Temporal coherence inside the diffusion (beyond loopback, colour matching and flow blends)."""
 
     cross_frame: CrossFrame = Field(default_factory=CrossFrame)
+    fusion: Fusion = Field(default_factory=Fusion)
 
 
 class Output(_Section):
@@ -193,6 +209,13 @@ class Preset(_Section):
         return self
 
     @model_validator(mode="after")
+    def _fusion_follows_a_video(self) -> "Preset":
+        if is_on(self.coherence.fusion.weight) and not self.init_video:
+            raise ValueError("coherence.fusion follows the input video's optical flow: it needs init_video "
+                             "(for keyframed motion use coherence.cross_frame)")
+        return self
+
+    @model_validator(mode="after")
     def _seed_schedule_present(self) -> "Preset":
         if self.seed_behavior == "schedule" and self.seed_schedule is None:
             raise ValueError("seed_behavior 'schedule' needs a seed_schedule")
@@ -217,6 +240,7 @@ SCHEDULED: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("video_blend",), "video_blend", "float"),
     (("flow_blend",), "flow_blend", "float"),
     (("coherence", "cross_frame", "weight"), "cross_frame_weight", "float"),
+    (("coherence", "fusion", "weight"), "fusion_weight", "float"),
 )
 
 
@@ -254,3 +278,8 @@ class LoadedPreset(BaseModel):
         origin = next((self.origins[path[:cut]] for cut in range(len(path), 0, -1) if path[:cut] in self.origins), None)
         named = '.'.join(path) + (f" (from {origin})" if origin and origin != path[-1] else "")
         return PresetError(f"{self.where(path)}: {named}: {message}")
+
+
+def is_on(schedule) -> bool:
+    """Whether a weight schedule is anything but a plain 0 (a schedule text may reach 0 and leave it)."""
+    return not (isinstance(schedule, (int, float)) and float(schedule) == 0.0)

@@ -4,7 +4,9 @@ SD1.5 goes through anim.diffusion.conditioning / anim.diffusion.diffuse unchange
 loaded model is SDXL. Token handling (A1111 weights, 75-token chunks, BREAK, emphasis) is inherited
 from PromptEncoder; only the hidden states differ: the penultimate layer of both encoders (no final
 layer norm, as SDXL was trained), concatenated along the channels, plus the second encoder's pooled
-projection of the first chunk.
+projection of the first chunk. SDXL's two tokenizers share one vocabulary and differ in padding only
+(tokenizer_2 pads with "!" = id 0), so each chunk is tokenized once and the second encoder's copy is
+re-padded with tokenizer_2's pad id after its end-of-text, as diffusers' encode_prompt does.
 """
 from __future__ import annotations
 
@@ -30,21 +32,29 @@ class XLCond:
 class SDXLPromptEncoder(PromptEncoder):
     """A1111-style prompt encoding for SDXL; `conditioning()` returns (XLCond, XLCond)."""
 
-    def __init__(self, tokenizer, text_encoder, text_encoder_2, device, dtype, **kwargs) -> None:
+    def __init__(self, tokenizer, text_encoder, text_encoder_2, device, dtype, *, tokenizer_2=None,
+                 **kwargs) -> None:
         super().__init__(tokenizer, text_encoder, device, dtype, **kwargs)
         self.text_encoder_2 = text_encoder_2
+        self.pad_2 = self.eos if tokenizer_2 is None else _second_pad_id(tokenizer, tokenizer_2)
         self._pooled: dict = {}
 
     @classmethod
     def from_models(cls, models, **kwargs) -> SDXLPromptEncoder:
         return cls(models.tokenizer, models.text_encoder, models.text_encoder_2, models.device, models.dtype,
-                   **kwargs)
+                   tokenizer_2=models.tokenizer_2, **kwargs)
+
+    def second_ids(self, ids: torch.Tensor) -> torch.Tensor:
+        """The chunks' ids for the second encoder: every position after a chunk's first EOS holds pad_2."""
+        is_eos = (ids == self.eos).int()
+        after_end = (is_eos.cumsum(-1) - is_eos) > 0
+        return ids.masked_fill(after_end, self.pad_2)
 
     def _hidden_states(self, ids: torch.Tensor) -> torch.Tensor:
-        """Penultimate hidden states of both encoders for the same token ids, concatenated."""
+        """Penultimate hidden states of both encoders (each with its own padding), concatenated."""
         self.encoder_calls += 1
         first = self.text_encoder(ids, output_hidden_states=True).hidden_states[-2]
-        second = self.text_encoder_2(ids, output_hidden_states=True).hidden_states[-2]
+        second = self.text_encoder_2(self.second_ids(ids), output_hidden_states=True).hidden_states[-2]
         return torch.cat([first, second], dim=-1)
 
     def pooled(self, prompt: str) -> torch.Tensor:
@@ -53,7 +63,7 @@ class SDXLPromptEncoder(PromptEncoder):
         if hit is None:
             ids = torch.tensor([self.chunks(prompt)[0][0]], dtype=torch.long, device=self.device)
             with torch.no_grad():
-                hit = self.text_encoder_2(ids).text_embeds.to(self.dtype)
+                hit = self.text_encoder_2(self.second_ids(ids)).text_embeds.to(self.dtype)
             self._pooled[prompt] = hit
         return hit
 
@@ -69,6 +79,17 @@ class SDXLPromptEncoder(PromptEncoder):
             pooled = torch.lerp(pooled, self.pooled(blend_prompt), float(blend_weight))
             pooled_neg = torch.lerp(pooled_neg, self.pooled(negative or ""), float(blend_weight))
         return XLCond(cond, pooled), XLCond(uncond, pooled_neg)
+
+
+def _second_pad_id(tokenizer, tokenizer_2) -> int:
+    """tokenizer_2's pad id, after checking it shares tokenizer 1's vocabulary (true of every SDXL model)."""
+    same = (len(tokenizer_2) == len(tokenizer) and tokenizer_2.bos_token_id == tokenizer.bos_token_id
+            and tokenizer_2.eos_token_id == tokenizer.eos_token_id)
+    if not same:
+        raise ModelError("the SDXL model's two tokenizers have different vocabularies; anim needs them to "
+                         "share one (as SDXL's do); check tokenizer/ and tokenizer_2/ of the model")
+    pad = tokenizer_2.pad_token_id
+    return tokenizer_2.eos_token_id if pad is None else int(pad)
 
 
 class SDXLDiffuser:

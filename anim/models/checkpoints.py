@@ -22,6 +22,8 @@ SDXL_MARKER = "conditioner.embedders.1."
 SD15_MARKER = "cond_stage_model.transformer."
 SD2_MARKER = "cond_stage_model.model."
 UNET_MARKER = "model.diffusion_model."
+NOT_STANDARD = ("anim reads standard SD1.5 / SDXL single files only (not inpainting, distilled or other variants); "
+                "use a diffusers folder of this model")
 
 
 def one_line(exc: BaseException, limit: int = 160) -> str:
@@ -103,7 +105,7 @@ def detect_arch(state_dict: dict, path: Path) -> str:
 
 
 @contextmanager
-def _quiet_cast_warning():
+def quiet_cast_warning():
     """Hide diffusers' spurious 'modules that should be kept in float32: []' warning on single-file loads."""
     log = logging.getLogger("diffusers.models.modeling_utils")
     level = log.level
@@ -114,20 +116,70 @@ def _quiet_cast_warning():
         log.setLevel(level)
 
 
-def unet_from_ldm(state_dict: dict, config_dir: Path, dtype: torch.dtype):
-    """Build the UNet from `model.diffusion_model.*` keys with the config in config_dir/unet."""
-    from diffusers import UNet2DConditionModel
+def unet_from_ldm(state_dict: dict, config_dir: Path, dtype: torch.dtype, path: Path | str = "checkpoint"):
+    """Build the UNet from `model.diffusion_model.*` keys with the config in config_dir/unet.
 
-    with _quiet_cast_warning():
+    The keys are converted by diffusers' own converter first and checked against the config, so a
+    checkpoint of another architecture is named key by key instead of failing deep in the loader.
+    """
+    from diffusers import UNet2DConditionModel
+    from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint
+
+    config = UNet2DConditionModel.load_config(str(config_dir), subfolder="unet")
+    weights = converted(convert_ldm_unet_checkpoint, state_dict, config, path, "UNet", UNET_MARKER)
+    require_fit(UNet2DConditionModel, config, weights, path, "UNet", unused(state_dict, weights, UNET_MARKER))
+    with quiet_cast_warning():
         return UNet2DConditionModel.from_single_file(
-            state_dict, config=str(config_dir), subfolder="unet", local_files_only=True, torch_dtype=dtype)
+            weights, config=str(config_dir), subfolder="unet", local_files_only=True, torch_dtype=dtype)
+
+
+def converted(convert, state_dict: dict, config: dict, path, component: str, prefix: str = "") -> dict:
+    """diffusers-named weights from diffusers' converter; a weight it cannot find becomes a ModelError."""
+    try:
+        return convert(checkpoint=state_dict, config=config)
+    except KeyError as exc:
+        key = str(exc.args[0]) if exc.args else "?"
+        raise ModelError(f"{path}: the {component} lacks weight {prefix}{key} that its architecture needs; "
+                         f"{NOT_STANDARD}") from None
+
+
+def unused(state_dict: dict, weights: dict, prefix: str | tuple[str, ...]) -> list[str]:
+    """`prefix` weights of the file that the converter left out (it moves tensors, so identity tells)."""
+    taken = {id(v) for v in weights.values()}
+    return [f"{k} unused" for k, v in state_dict.items() if k.startswith(prefix) and id(v) not in taken]
+
+
+def fit_problems(cls, config: dict, weights: dict) -> list[str]:
+    """Keys of `weights` that do not fit the module `config` builds: missing, wrong shape, unexpected."""
+    from accelerate import init_empty_weights
+
+    with init_empty_weights():
+        expected = {k: list(v.shape) for k, v in cls.from_config(config).state_dict().items()}
+    problems = []
+    for key, shape in expected.items():
+        value = weights.get(key)
+        if value is None:
+            problems.append(f"{key} missing")
+        elif list(value.shape) != shape:
+            problems.append(f"{key} is {list(value.shape)}, expected {shape}")
+    return problems + [f"{key} unexpected" for key in weights if key not in expected]
+
+
+def require_fit(cls, config: dict, weights: dict, path, component: str, extra: tuple | list = (),
+                shown: int = 3) -> None:
+    """One ModelError naming the file and the first few keys that do not fit the config."""
+    problems = fit_problems(cls, config, weights) + list(extra)
+    if problems:
+        count = "1 key differs" if len(problems) == 1 else f"{len(problems)} keys differ"
+        raise ModelError(f"{path}: the {component} does not match its architecture config ({count}: "
+                         f"{'; '.join(problems[:shown])}); {NOT_STANDARD}")
 
 
 def vae_from_ldm(state_dict: dict, config_dir: Path, dtype: torch.dtype):
     """Build the VAE from `first_stage_model.*` keys (or an unprefixed standalone VAE file)."""
     from diffusers import AutoencoderKL
 
-    with _quiet_cast_warning():
+    with quiet_cast_warning():
         return AutoencoderKL.from_single_file(
             state_dict, config=str(config_dir), subfolder="vae", local_files_only=True, torch_dtype=dtype)
 
@@ -157,7 +209,7 @@ def load_single_file(path: Path, *, allow_pickle: bool, dtype: torch.dtype,
     arch = detect_arch(state_dict, path)
     cfg = Path(config_dir) if config_dir else arch_config_dir(arch)
     try:
-        parts = {"unet": unet_from_ldm(state_dict, cfg, dtype),
+        parts = {"unet": unet_from_ldm(state_dict, cfg, dtype, path),
                  "text_encoder": clip_from_ldm(CLIPTextModel, state_dict, cfg, "text_encoder", dtype),
                  "tokenizer": CLIPTokenizer.from_pretrained(str(cfg / "tokenizer")),
                  "vae": vae_from_ldm(state_dict, cfg, dtype)}

@@ -153,6 +153,11 @@ SD_SCHEDULER = {
 SD15_SCHEDULER = {"_class_name": "PNDMScheduler", **SD_SCHEDULER}
 SDXL_SCHEDULER = {"_class_name": "EulerDiscreteScheduler", **SD_SCHEDULER, "timestep_spacing": "leading",
                   "interpolation_type": "linear", "use_karras_sigmas": False}
+UNET_ONLY = ("_class_name", "up_block_types", "out_channels", "sample_size")  # keys a ControlNet lacks
+CONTROLNET = {"_class_name": "ControlNetModel", "conditioning_channels": 3,
+              "conditioning_embedding_out_channels": [16, 32, 96, 256], "controlnet_conditioning_channel_order": "rgb"}
+SD15_CONTROLNET = {**{k: v for k, v in SD15_UNET.items() if k not in UNET_ONLY}, **CONTROLNET}
+SDXL_CONTROLNET = {**{k: v for k, v in SDXL_UNET.items() if k not in UNET_ONLY}, **CONTROLNET}
 CLIP_L = {"vocab_size": 49408, "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
           "num_attention_heads": 12, "max_position_embeddings": 77, "hidden_act": "quick_gelu",
           "projection_dim": 768, "bos_token_id": 49406, "eos_token_id": 49407, "pad_token_id": 49407}
@@ -211,6 +216,16 @@ def arch_config_dir(arch: str, cache_dir: Path | None = None) -> Path:
     root = Path(cache_dir) if cache_dir else cache_root()
     dst = root / "configs" / f"{arch}-{CONFIG_VERSION}"
     return build_once(dst, lambda tmp: _write_arch_configs(tmp, arch))
+
+
+def controlnet_config_dir(arch: str, cache_dir: Path | None = None) -> Path:
+    """A generated ControlNet config folder (config.json) for 'sd15' or 'sdxl' single files, built offline."""
+    if arch not in ARCHS:
+        raise ValueError(f"unknown architecture {arch!r}; valid: {', '.join(ARCHS)}")
+    root = Path(cache_dir) if cache_dir else cache_root()
+    config = SDXL_CONTROLNET if arch == "sdxl" else SD15_CONTROLNET
+    return build_once(root / "configs" / f"controlnet-{arch}-{CONFIG_VERSION}",
+                      lambda tmp: write_json(tmp / "config.json", config))
 
 
 def transformers_dtype(dtype: torch.dtype) -> dict:

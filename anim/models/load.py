@@ -26,9 +26,11 @@ from anim.models.checkpoints import (
     vae_from_file,
 )
 from anim.models.configs import quiet_progress, transformers_dtype
+from anim.models.controlnet_file import controlnet_from_file
 from anim.models.hashing import folder_hash, short_hash
 from anim.models.memory import own_memory
 from anim.models.tiny import tiny_controlnet_dir, tiny_model_dir
+from anim.models.variants import variant_kwargs
 
 log = logging.getLogger("anim")
 DTYPES = {"fp16": torch.float16, "float16": torch.float16, "half": torch.float16,
@@ -203,21 +205,25 @@ def _load_folder(path: Path, *, allow_pickle: bool, dtype: torch.dtype) -> dict:
 
 
 def _folder_modules(path: Path, arch: str, *, allow_pickle: bool, dtype: torch.dtype) -> dict:
-    """from_pretrained each component from its subfolder, local files only."""
+    """from_pretrained each component from its subfolder, local files only (fp16-variant-only ones too)."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
     common = {"local_files_only": True, "use_safetensors": None if allow_pickle else True}
+
+    def load(cls, sub: str, stem: str = "diffusion_pytorch_model", **kwargs):
+        variant = variant_kwargs(path / sub, stem, pickles=allow_pickle)
+        return cls.from_pretrained(path, subfolder=sub, **kwargs, **variant, **common)
+
     parts = {
-        "unet": UNet2DConditionModel.from_pretrained(path, subfolder="unet", torch_dtype=dtype, **common),
-        "vae": AutoencoderKL.from_pretrained(path, subfolder="vae", torch_dtype=dtype, **common),
-        "text_encoder": CLIPTextModel.from_pretrained(
-            path, subfolder="text_encoder", **transformers_dtype(dtype), **common),
+        "unet": load(UNet2DConditionModel, "unet", torch_dtype=dtype),
+        "vae": load(AutoencoderKL, "vae", torch_dtype=dtype),
+        "text_encoder": load(CLIPTextModel, "text_encoder", "model", **transformers_dtype(dtype)),
         "tokenizer": CLIPTokenizer.from_pretrained(path, subfolder="tokenizer", local_files_only=True),
     }
     if arch == "sdxl":
-        parts["text_encoder_2"] = CLIPTextModelWithProjection.from_pretrained(
-            path, subfolder="text_encoder_2", **transformers_dtype(dtype), **common)
+        parts["text_encoder_2"] = load(CLIPTextModelWithProjection, "text_encoder_2", "model",
+                                       **transformers_dtype(dtype))
         parts["tokenizer_2"] = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer_2", local_files_only=True)
     return parts
 
@@ -260,9 +266,10 @@ def _load_vae(src: str, arch: str, *, allow_pickle: bool, dtype: torch.dtype, co
             "config.json", "diffusion_pytorch_model.safetensors", "vae/config.json",
             "vae/diffusion_pytorch_model.safetensors"])
     sub = "vae" if (path / "vae" / "config.json").is_file() else None
+    variant = variant_kwargs(path / sub if sub else path, pickles=allow_pickle)
     try:
         return AutoencoderKL.from_pretrained(path, subfolder=sub, torch_dtype=dtype, local_files_only=True,
-                                             use_safetensors=None if allow_pickle else True)
+                                             use_safetensors=None if allow_pickle else True, **variant)
     except Exception as exc:
         reason = one_line(exc, 160)
         raise ModelError(f"could not load the VAE from {path} ({reason})") from None
@@ -272,26 +279,33 @@ def _load_vae(src: str, arch: str, *, allow_pickle: bool, dtype: torch.dtype, co
 
 
 def load_controlnet(source: str, *, device: torch.device, dtype: torch.dtype, allow_pickle: bool = False,
-                    cache_dir: Path | None = None):
-    """Load a ControlNetModel: `tiny`, a diffusers ControlNet folder, or a hub id."""
+                    cache_dir: Path | None = None, config_dir: Path | None = None):
+    """Load a ControlNetModel: `tiny`, a diffusers ControlNet folder, a single file, or a hub id.
+
+    A path that exists (relative ones too) is never taken for a hub id; a single file (A1111's
+    models/ControlNet/*.safetensors) gets config_dir's config.json, default the generated SD1.5/SDXL one.
+    """
+    path = tiny_controlnet_dir(cache_dir) if source == "tiny" else Path(source).expanduser()
+    if path.is_file() or (not path.is_dir() and path.suffix.lower() in (*PICKLE_SUFFIXES, *SAFE_SUFFIXES)):
+        net = controlnet_from_file(path, allow_pickle=allow_pickle, dtype=dtype, config_dir=config_dir)
+        return net.to(device).eval()
+    if not path.is_dir():
+        if not HUB_ID.match(source):
+            raise ModelError(f"ControlNet not found: {source}; pass a ControlNet .safetensors file, a diffusers "
+                             "ControlNet folder, a hub id or `tiny`")
+        path = _hub_snapshot(source, allow_pickle=allow_pickle,
+                             patterns=["config.json", "diffusion_pytorch_model.safetensors"])
+    return _controlnet_folder(path, allow_pickle=allow_pickle, dtype=dtype).to(device).eval()
+
+
+def _controlnet_folder(path: Path, *, allow_pickle: bool, dtype: torch.dtype):
+    """from_pretrained a diffusers ControlNet folder (fp16-variant-only folders included), offline."""
     from diffusers import ControlNetModel
 
-    if source == "tiny":
-        path = tiny_controlnet_dir(cache_dir)
-    else:
-        path = Path(source).expanduser()
-        if not path.is_dir():
-            if path.suffix.lower() in PICKLE_SUFFIXES and not allow_pickle:
-                raise pickle_refusal(path, "ControlNet")
-            if not HUB_ID.match(source):
-                raise ModelError(f"ControlNet not found: {source}; pass a diffusers ControlNet folder, a hub id "
-                                 "or `tiny` (single-file ControlNets are not supported yet)")
-            path = _hub_snapshot(source, allow_pickle=allow_pickle,
-                                 patterns=["config.json", "diffusion_pytorch_model.safetensors"])
     try:
-        net = ControlNetModel.from_pretrained(path, torch_dtype=dtype, local_files_only=True,
-                                              use_safetensors=None if allow_pickle else True)
+        return ControlNetModel.from_pretrained(path, torch_dtype=dtype, local_files_only=True,
+                                               use_safetensors=None if allow_pickle else True,
+                                               **variant_kwargs(path, pickles=allow_pickle))
     except Exception as exc:
         reason = one_line(exc, 160)
         raise ModelError(f"could not load the ControlNet from {path} ({reason})") from None
-    return net.to(device).eval()

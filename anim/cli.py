@@ -171,6 +171,12 @@ def summary(run, frames: range, seconds: float) -> str:
         f"model {p.model}, sampler {p.sampler}, seed {p.seed} ({p.seed_behavior}), motion {p.motion.mode}, "
         f"colour {p.color_coherence}",
     ]
+    if p.engine == "animatediff":
+        from anim.plan import window_layout
+
+        windows = window_layout(p.max_frames, p.animatediff.context, p.animatediff.overlap)
+        lines.append(f"engine animatediff ({p.motion_adapter}): {len(windows)} window(s) of up to "
+                     f"{p.animatediff.context} frames, {p.animatediff.overlap} held from the window before")
     varying = table.varying()
     for name in varying[:12]:
         column = table.column(name)

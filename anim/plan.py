@@ -162,3 +162,14 @@ def parse_frame_range(text: str | None, max_frames: int) -> range:
     if start < 0 or stop > max_frames or start >= stop:
         raise ScheduleError(f"--frames '{text}': must satisfy 0 <= A < B <= max_frames ({max_frames})")
     return range(start, stop)
+
+
+def window_layout(max_frames: int, context: int, overlap: int) -> list[tuple[int, int, int]]:
+    """(start, first_new, stop) of every window: frames start..first_new-1 are fixed, first_new..stop-1 new."""
+    out, first_new = [], 0
+    while first_new < max_frames:
+        start = 0 if first_new == 0 else max(0, min(first_new - overlap, max_frames - context))
+        stop = min(start + context, max_frames)
+        out.append((start, first_new, stop))
+        first_new = stop
+    return out

@@ -84,7 +84,7 @@ class ControlUnits:
         """
         controls = []
         for unit in self.units:
-            weight, start, end = _schedule(row, unit.index)
+            weight, start, end = unit_schedule(row, unit.index)
             if weight == 0.0 or end <= start:
                 continue
             map_u8 = self.map_for(unit, index, loopback)
@@ -159,7 +159,7 @@ class ControlUnits:
                 unit.annotator.close()
 
 
-def _schedule(row: dict, index: int) -> tuple[float, float, float]:
+def unit_schedule(row: dict, index: int) -> tuple[float, float, float]:
     """(weight, guidance_start, guidance_end) of unit `index` from a frame row; the window clamped to [0, 1]."""
     weight = float(row[control_column(index, "weight")])
     start = min(max(float(row[control_column(index, "guidance_start")]), 0.0), 1.0)

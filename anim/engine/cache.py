@@ -8,6 +8,7 @@ import torch
 from anim.diffusion.conditioning import PromptEncoder
 from anim.diffusion.diffuse import Diffuser
 from anim.diffusion.sdxl import SDXLDiffuser, SDXLPromptEncoder
+from anim.errors import ModelError
 from anim.models import apply_loras, load_controlnet, load_models, resolve_device
 from anim.models.performance import apply_performance, enable_low_memory
 
@@ -20,6 +21,7 @@ class ModelCache:
         self._bundle: tuple | None = None
         self._lock = threading.Lock()  # the members of a lockstep group ask from their own threads
         self._nets: dict[tuple, object] = {}
+        self._windows: tuple | None = None  # (key, WindowDiffuser) for engine animatediff
 
     def get(self, preset, low_memory: bool = False):
         """(models, prompt encoder, diffuser) for this preset, reusing the last ones when they match.
@@ -29,7 +31,7 @@ class ModelCache:
                tuple((lora.path,) for lora in preset.loras), preset.performance.model_dump_json())
         with self._lock:
             if key != self._key:
-                self._bundle, self._key, self._nets = None, None, {}  # free the old models before loading new ones
+                self._bundle, self._key, self._nets, self._windows = None, None, {}, None  # free the old first
                 self._bundle, self._key = _load_bundle(preset, device, low_memory), key
             return self._bundle
 
@@ -45,6 +47,24 @@ class ModelCache:
                     net.to(memory_format=torch.channels_last)
                 self._nets[key] = net
             return self._nets[key]
+
+
+    def animatediff(self, preset, models):
+        """The WindowDiffuser of `models` (got from `get`) with the preset's motion adapter, built once."""
+        from anim.diffusion.animatediff import WindowDiffuser
+        from anim.models.motion_adapter import load_motion_adapter, motion_unet
+
+        if models.is_sdxl:
+            raise ModelError(f"engine animatediff: model {models.name} is SDXL; AnimateDiff motion modules here "
+                             "fit SD1.5 models")
+        key = (id(models), preset.motion_adapter, preset.allow_pickle)
+        with self._lock:
+            if self._windows is None or self._windows[0] != key:
+                self._windows = None
+                adapter = load_motion_adapter(preset.motion_adapter, device=models.device, dtype=models.dtype,
+                                              allow_pickle=preset.allow_pickle)
+                self._windows = (key, WindowDiffuser(models, motion_unet(models.unet, adapter)))
+            return self._windows[1]
 
 
 def _load_bundle(p, device_name: str, low_memory: bool):

@@ -34,9 +34,10 @@ def lockstep_key(preset) -> tuple | None:
 
     LoRA weights are set on the shared UNet per frame, so runs with LoRAs render alone; so do runs with
     cross-frame attention or latent fusion (they work inside each frame's UNet calls and scheduler steps, which
-    a group shares).
+    a group shares), and AnimateDiff runs (their windows are their own batches).
     """
-    if preset.loras or has_cross_frame(preset) or is_on(preset.coherence.fusion.weight):
+    if preset.loras or has_cross_frame(preset) or is_on(preset.coherence.fusion.weight) \
+            or preset.engine == "animatediff":
         return None
     return (preset.model, preset.vae, preset.allow_pickle, preset.device, preset.dtype,
             preset.performance.model_dump_json(), int(preset.width), int(preset.height))

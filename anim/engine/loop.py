@@ -156,6 +156,9 @@ def _render_frames(run: Run, todo: list[int], state: RunState, maker, quiet: boo
     """Walk the key frames (every frame, or every Nth with cadence) and the in-betweens of the frames to do.
     Finished frames are flushed to disk even when a later one fails. `on_frame(frame, image_u8)` sees each
     frame as its PNG will hold it (the streaming video encoder)."""
+    if maker.mode != "preview" and run.preset.engine == "animatediff":
+        _render_windows(run, todo, state, maker, quiet, times, log, should_stop, redo, on_frame)
+        return
     loop = FrameLoop(run, state, maker, times, log, redo, on_frame)
     keys = key_frames(run.preset.max_frames, 1 if maker.mode == "preview" else run.preset.cadence)
     bar = tqdm(total=len(todo), unit="frame", disable=quiet, dynamic_ncols=True, desc=run.dir.name)
@@ -188,6 +191,22 @@ def _render_frames(run: Run, todo: list[int], state: RunState, maker, quiet: boo
         times["write"] += time.perf_counter() - started
 
 
+def _render_windows(run: Run, todo: list[int], state: RunState, maker, quiet: bool, times, log, should_stop,
+                    redo: int, on_frame=None) -> None:
+    """engine animatediff: the frames to do, rendered window by window (anim.engine.windows)."""
+    from anim.engine.windows import render_windows
+
+    loop = FrameLoop(run, state, maker, times, log, redo, on_frame, keep=run.preset.animatediff.context + 1)
+    try:
+        render_windows(loop, todo, quiet, should_stop, Stopped)
+    finally:
+        if hasattr(maker, "close"):
+            maker.close(log)
+        started = time.perf_counter()
+        loop.writer.close()
+        times["write"] += time.perf_counter() - started
+
+
 def _needs(key: int, before: int, wanted: set[int]) -> bool:
     """Whether the segment before `key` holds a wanted in-between (so the key `before` is needed)."""
     return any(f in wanted for f in range(before + 1, key))
@@ -196,8 +215,9 @@ def _needs(key: int, before: int, wanted: set[int]) -> bool:
 class FrameLoop:
     """Per-run loop state: the last frames made (as their PNGs hold them), the colour reference, the writer."""
 
-    def __init__(self, run: Run, state: RunState, maker, times, log, redo: int, on_frame=None) -> None:
+    def __init__(self, run: Run, state: RunState, maker, times, log, redo: int, on_frame=None, keep: int = 3) -> None:
         self.run, self.state, self.maker, self.times, self.log = run, state, maker, times, log
+        self.keep = keep  # frames kept in memory: they are needed again before the writer may have them on disk
         self.on_frame = on_frame
         self.redo = redo  # frames from here on are made again even when on disk
         self.p = run.preset
@@ -242,7 +262,7 @@ class FrameLoop:
         started = time.perf_counter()
         image = maker.finish(image, self.reference)  # 6. colour match the output again
         times["warp+coherence"] += time.perf_counter() - started
-        self._emit(frame, row, image, denoise)  # 7. to the writer; 8. state.json once the PNG is durable
+        self.emit(frame, row, image, denoise)  # 7. to the writer; 8. state.json once the PNG is durable
 
     def _anchors(self, before: int, prev: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
         """Cross-frame attention's anchors as their PNGs hold them: frame 0 ('first') and the previous key frame
@@ -268,17 +288,17 @@ class FrameLoop:
         image = tween(self.maker.camera, self.image(before), self.image(after), self._rows(before + 1, after + 1),
                       frame - before, use_flow=self.p.cadence_flow, flow_method=self.p.flow_method)
         self.times["cadence"] += time.perf_counter() - started
-        self._emit(frame, self.run.table.row(frame), image, None)
+        self.emit(frame, self.run.table.row(frame), image, None)
 
     def _rows(self, start: int, stop: int) -> list[dict]:
         return [self.run.table.row(f) for f in range(start, stop)]
 
-    def _emit(self, frame: int, row: dict, image: torch.Tensor, denoise) -> None:
+    def emit(self, frame: int, row: dict, image: torch.Tensor, denoise) -> None:
         """Quantise to what the PNG holds, keep it for the next frames, hand it to the writer (7)."""
         started = time.perf_counter()
         image_u8 = to_uint8_hwc(image)
         self.recent[frame] = from_uint8_hwc(image_u8, self.device)
-        for old in sorted(self.recent)[:-3]:  # the last key, the next key and the frame just made suffice
+        for old in sorted(self.recent)[:-self.keep]:  # frames loop: the last key, the next key, the frame just made
             del self.recent[old]
         if self.reference is None and self.maker.mode != "preview" and self.p.color_coherence != "none":
             self.reference = prepare_reference(self.recent[frame], self.p.color_coherence)

@@ -91,6 +91,8 @@ class DiffusionMaker:
         self.video = self.units = None
         self._anchor_latents: dict[int, torch.Tensor] = {}  # cross-frame anchors' latents by frame
         self._guide = None  # (frame, previous output carried by the input's flow, trusted mask): fusion's guide
+        # engine animatediff: the motion UNet, loaded with the models (a bad adapter fails before any frame)
+        self._windows = cache.animatediff(p, self.models) if p.engine == "animatediff" else None
         if p.init_video:
             from anim.control.sources import open_source
 
@@ -105,6 +107,10 @@ class DiffusionMaker:
                                       load_controlnet=partial(cache.controlnet, performance=p.performance),
                                       nth=p.extract_nth_frame, start_s=p.video_start, end_s=p.video_end)
         times["load models"] += time.perf_counter() - started
+
+    def window_diffuser(self, window):
+        """engine animatediff: one window through the motion UNet."""
+        return self._windows(window)
 
     def close(self, log) -> None:
         """Release video decoders and annotators; log what the control units cost."""

@@ -110,6 +110,19 @@ class Coherence(_Section):
     fusion: Fusion = Field(default_factory=Fusion)
 
 
+class AnimateDiff(_Section):
+    """`engine: animatediff`: frames denoised in overlapping windows by a UNet with motion modules."""
+
+    context: int = Field(16, ge=2, le=64)  # frames per window (AnimateDiff's motion modules were trained on 16)
+    overlap: int = Field(4, ge=0)  # frames of each window already rendered by the window before (held fixed)
+
+    @model_validator(mode="after")
+    def _overlap_below_context(self) -> "AnimateDiff":
+        if self.overlap >= self.context:
+            raise ValueError(f"overlap ({self.overlap}) must be smaller than context ({self.context})")
+        return self
+
+
 class Output(_Section):
     """Video encoding of the finished frames."""
 
@@ -123,6 +136,9 @@ class Preset(_Section):
 
     model: str = "tiny"
     vae: Optional[str] = None
+    engine: Literal["frames", "animatediff"] = "frames"  # frames: one img2img per frame; animatediff: windows
+    motion_adapter: Optional[str] = None  # engine animatediff: MotionAdapter hub id | folder | file | tiny
+    animatediff: AnimateDiff = Field(default_factory=AnimateDiff)
     loras: list[LoRA] = Field(default_factory=list)
     allow_pickle: bool = False
     device: str = "auto"
@@ -216,6 +232,15 @@ class Preset(_Section):
         return self
 
     @model_validator(mode="after")
+    def _animatediff_needs(self) -> "Preset":
+        if self.engine != "animatediff":
+            return self
+        problems = animatediff_conflicts(self)
+        if problems:
+            raise ValueError("engine animatediff: " + "; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
     def _seed_schedule_present(self) -> "Preset":
         if self.seed_behavior == "schedule" and self.seed_schedule is None:
             raise ValueError("seed_behavior 'schedule' needs a seed_schedule")
@@ -283,3 +308,23 @@ class LoadedPreset(BaseModel):
 def is_on(schedule) -> bool:
     """Whether a weight schedule is anything but a plain 0 (a schedule text may reach 0 and leave it)."""
     return not (isinstance(schedule, (int, float)) and float(schedule) == 0.0)
+
+
+def animatediff_conflicts(p: "Preset") -> list[str]:
+    """What an animatediff preset asks for that the engine does not do (video-to-video in windows, no loopback)."""
+    problems = []
+    if not p.motion_adapter:
+        problems.append("needs motion_adapter (a MotionAdapter hub id, folder or file; `tiny` for tests)")
+    if not p.init_video:
+        problems.append("needs init_video (it renders video to video)")
+    if p.cadence != 1:
+        problems.append(f"cadence {p.cadence} is not used (every frame is denoised); set cadence: 1")
+    for key, value in (("video_blend", p.video_blend), ("flow_blend", p.flow_blend),
+                       ("coherence.cross_frame.weight", p.coherence.cross_frame.weight),
+                       ("coherence.fusion.weight", p.coherence.fusion.weight)):
+        if is_on(value):
+            problems.append(f"{key} works on the previous output, which a window does not use; remove it")
+    for index, unit in enumerate(p.controlnet):
+        if unit.input == "loopback":
+            problems.append(f"controlnet.{index}.input loopback: give the unit a video or image folder")
+    return problems

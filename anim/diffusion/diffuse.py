@@ -31,6 +31,10 @@ class ControlInput:
     guidance_end: float = 1.0
 
 
+# the UNet settings a ControlNet's residuals and embeddings must share with the model's UNet
+CONTROLNET_FIT_KEYS = ("addition_embed_type", "cross_attention_dim", "block_out_channels", "layers_per_block")
+
+
 def effective_steps(steps: int, denoise: float) -> int:
     """Schedule length so that img2img runs at least one step (diffusers runs int(steps * denoise))."""
     steps = max(1, int(steps))
@@ -83,25 +87,13 @@ class Diffuser:
             "num_inference_steps": max(1, int(steps)), "output_type": "pt",
             "generator": torch.Generator("cpu").manual_seed(int(seed)),
         }
-        kwargs.update(self._image_kwargs(init, denoise, steps, width, height, controls or []))
-        with torch.inference_mode(), warnings.catch_warnings(), self._inside(pipe.scheduler, cross_frame, fusion):
+        kwargs.update(image_kwargs(init, denoise, steps, width, height, controls or []))
+        features = call_features(self, pipe.scheduler, cross_frame, fusion)
+        with torch.inference_mode(), warnings.catch_warnings(), features:
             warnings.filterwarnings("ignore", message="Should have ta>=t0")  # torchsde, harmless in img2img
             images = pipe(**kwargs).images
         self.calls += 1
         return images.to(self.models.device, torch.float32).clamp(0.0, 1.0)
-
-    @contextmanager
-    def _inside(self, scheduler, cross_frame: CrossFrameInput | None, fusion: FusionInput | None):
-        """Cross-frame attention and latent fusion for one call, each only when its weight is > 0."""
-        with ExitStack() as stack:
-            if cross_frame is not None and cross_frame.weight > 0 and cross_frame.anchor_latents:
-                if self.cross_frame is None:
-                    self.cross_frame = CrossFrame(self.models.unet)
-                stack.enter_context(self.cross_frame.active(cross_frame, scheduler))
-            if fusion is not None and fusion.weight > 0:
-                prediction = self.models.scheduler_config.get("prediction_type", "epsilon")
-                stack.enter_context(fused(scheduler, fusion, prediction))
-            yield
 
     # ------------------------------------------------------------ pipelines
 
@@ -125,29 +117,75 @@ class Diffuser:
             StableDiffusionControlNetPipeline,
         )
 
+        for net in nets:
+            check_controlnet_fits(net, self.models)
         cls = StableDiffusionControlNetImg2ImgPipeline if img2img else StableDiffusionControlNetPipeline
         pipe = cls(**self._components(), controlnet=nets[0] if len(nets) == 1 else nets, requires_safety_checker=False)
         pipe.set_progress_bar_config(disable=True)
         return pipe
 
-    def _image_kwargs(self, init, denoise, steps, width, height, controls) -> dict:
-        """Init image / size / strength arguments, plus ControlNet arguments when units are given."""
-        if init is None:
-            kwargs = {"width": int(width), "height": int(height)}
-        else:
-            kwargs = {"image": fit_image(init, width, height), "strength": min(float(denoise), 1.0),
-                      "num_inference_steps": effective_steps(steps, float(denoise))}
-        if controls:
-            images = [fit_image(c.image, width, height) for c in controls]
-            single = len(controls) == 1
-            pick = (lambda values: values[0]) if single else (lambda values: values)  # noqa: E731
-            kwargs.update({
-                "control_image" if init is not None else "image": pick(images),
-                "controlnet_conditioning_scale": pick([float(c.weight) for c in controls]),
-                "control_guidance_start": pick([float(c.guidance_start) for c in controls]),
-                "control_guidance_end": pick([float(c.guidance_end) for c in controls]),
-            })
-        return kwargs
+
+def image_kwargs(init, denoise, steps, width, height, controls) -> dict:
+    """Init image / size / strength arguments, plus ControlNet arguments when units are given (the SD1.5 and SDXL
+    ControlNet pipelines take the same names)."""
+    if init is None:
+        kwargs = {"width": int(width), "height": int(height)}
+    else:
+        kwargs = {"image": fit_image(init, width, height), "strength": min(float(denoise), 1.0),
+                  "num_inference_steps": effective_steps(steps, float(denoise))}
+    if controls:
+        images = [fit_image(c.image, width, height) for c in controls]
+        single = len(controls) == 1
+        pick = (lambda values: values[0]) if single else (lambda values: values)  # noqa: E731
+        kwargs.update({
+            "control_image" if init is not None else "image": pick(images),
+            "controlnet_conditioning_scale": pick([float(c.weight) for c in controls]),
+            "control_guidance_start": pick([float(c.guidance_start) for c in controls]),
+            "control_guidance_end": pick([float(c.guidance_end) for c in controls]),
+        })
+    return kwargs
+
+
+@contextmanager
+def call_features(diffuser, scheduler, cross_frame: CrossFrameInput | None, fusion: FusionInput | None):
+    """Cross-frame attention and latent fusion for one call of `diffuser` (Diffuser or SDXLDiffuser), each only
+    when its weight is > 0; the CrossFrame is installed on the UNet the first time and kept as diffuser.cross_frame."""
+    with ExitStack() as stack:
+        if cross_frame is not None and cross_frame.weight > 0 and cross_frame.anchor_latents:
+            if diffuser.cross_frame is None:
+                diffuser.cross_frame = CrossFrame(diffuser.models.unet)
+            stack.enter_context(diffuser.cross_frame.active(cross_frame, scheduler))
+        if fusion is not None and fusion.weight > 0:
+            prediction = diffuser.models.scheduler_config.get("prediction_type", "epsilon")
+            stack.enter_context(fused(scheduler, fusion, prediction))
+        yield
+
+
+def check_controlnet_fits(net, models) -> None:
+    """One clear ModelError when a ControlNet was made for another base than the model (SD1.5 on SDXL or the
+    reverse), instead of a shape error deep inside the UNet."""
+    theirs, ours = dict(net.config), dict(models.unet.config)
+    differ = [k for k in CONTROLNET_FIT_KEYS if _plain(theirs.get(k)) != _plain(ours.get(k))]
+    if not differ:
+        return
+    name = getattr(net, "anim_source", None) or theirs.get("_name_or_path") or type(net).__name__
+    net_base, model_base = _base(theirs), ("SDXL" if models.is_sdxl else "SD1.5")
+    if net_base != model_base:
+        raise ModelError(f"ControlNet {name} is an {net_base} ControlNet and does not fit the {model_base} model "
+                         f"{models.name}; use {model_base} ControlNets with {model_base} models")
+    key = differ[0]
+    raise ModelError(f"ControlNet {name} does not fit model {models.name} ({key} {theirs.get(key)} vs "
+                     f"{ours.get(key)}); use a ControlNet made for this model's base")
+
+
+def _base(config: dict) -> str:
+    """'SDXL' for a ControlNet with SDXL's added text/time embedding, else 'SD1.5'."""
+    return "SDXL" if config.get("addition_embed_type") == "text_time" else "SD1.5"
+
+
+def _plain(value):
+    """Config values compared as plain data (lists and tuples alike)."""
+    return tuple(value) if isinstance(value, (list, tuple)) else value
 
 
 def check_size(width: int, height: int) -> None:

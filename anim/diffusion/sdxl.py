@@ -1,4 +1,4 @@
-"""SDXL conditioning and diffusion: two text encoders, pooled embeddings, diffusers' SDXL pipelines.
+"""SDXL conditioning and diffusion: two text encoders, pooled embeddings, diffusers' SDXL (ControlNet) pipelines.
 
 SD1.5 goes through anim.diffusion.conditioning / anim.diffusion.diffuse unchanged; the engine picks these classes when the
 loaded model is SDXL. Token handling (A1111 weights, 75-token chunks, BREAK, emphasis) is inherited
@@ -16,7 +16,9 @@ from dataclasses import dataclass
 import torch
 
 from anim.diffusion.conditioning import PromptEncoder
-from anim.diffusion.diffuse import check_size, effective_steps, fit_image
+from anim.diffusion.crossframe import CrossFrame, CrossFrameInput
+from anim.diffusion.diffuse import ControlInput, call_features, check_controlnet_fits, check_size, image_kwargs
+from anim.diffusion.fusion import FusionInput
 from anim.diffusion.samplers import make_scheduler, seed_scheduler
 from anim.errors import ModelError
 
@@ -93,7 +95,8 @@ def _second_pad_id(tokenizer, tokenizer_2) -> int:
 
 
 class SDXLDiffuser:
-    """One SDXL txt2img/img2img call on shared components; same call signature as anim.diffusion.diffuse.Diffuser."""
+    """One SDXL txt2img/img2img call (optionally with ControlNet units, cross-frame attention, latent fusion) on
+    shared components; same call signature as anim.diffusion.diffuse.Diffuser."""
 
     def __init__(self, models) -> None:
         from diffusers import (
@@ -111,19 +114,20 @@ class SDXLDiffuser:
         self.img2img = StableDiffusionXLImg2ImgPipeline(**parts, requires_aesthetics_score=False)
         for pipe in (self.txt2img, self.img2img):
             pipe.set_progress_bar_config(disable=True)
+        self._control_pipes: dict[tuple, object] = {}
+        self.cross_frame: CrossFrame | None = None  # installed on the UNet the first time a call asks for it
         self.calls = 0
 
     def __call__(self, *, init: torch.Tensor | None, cond: XLCond, uncond: XLCond, denoise: float,
                  cfg_scale: float, steps: int, sampler: str, seed: int, width: int, height: int,
-                 controls: list | None = None) -> torch.Tensor:
-        """(1,3,H,W) float32 in [0,1] on the device; init None -> txt2img, else img2img at strength=denoise."""
+                 controls: list[ControlInput] | None = None, cross_frame: CrossFrameInput | None = None,
+                 fusion: FusionInput | None = None) -> torch.Tensor:
+        """(1,3,H,W) float32 in [0,1] on the device; init None -> txt2img, else img2img at strength=denoise;
+        `controls`, `cross_frame` and `fusion` mean what they mean to Diffuser."""
         check_size(width, height)
-        if controls:
-            raise ModelError("ControlNet units with SDXL models are not supported yet; remove `controlnet:` "
-                             "or use an SD1.5 model")
         if init is not None and denoise <= 0:
             return init
-        pipe = self.img2img if init is not None else self.txt2img
+        pipe = self._pipeline(img2img=init is not None, controls=controls or [])
         pipe.scheduler = make_scheduler(sampler, self.models.scheduler_config)
         seed_scheduler(pipe.scheduler, seed)
         kwargs = {
@@ -132,13 +136,38 @@ class SDXLDiffuser:
             "guidance_scale": float(cfg_scale), "num_inference_steps": max(1, int(steps)), "output_type": "pt",
             "generator": torch.Generator("cpu").manual_seed(int(seed)),
         }
-        if init is None:
-            kwargs.update(width=int(width), height=int(height))
-        else:
-            kwargs.update(image=fit_image(init, width, height), strength=min(float(denoise), 1.0),
-                          num_inference_steps=effective_steps(steps, float(denoise)))
-        with torch.inference_mode(), warnings.catch_warnings():
+        kwargs.update(image_kwargs(init, denoise, steps, width, height, controls or []))
+        features = call_features(self, pipe.scheduler, cross_frame, fusion)
+        with torch.inference_mode(), warnings.catch_warnings(), features:
             warnings.filterwarnings("ignore", message="Should have ta>=t0")
             images = pipe(**kwargs).images
         self.calls += 1
         return images.to(self.models.device, torch.float32).clamp(0.0, 1.0)
+
+    def _pipeline(self, *, img2img: bool, controls: list[ControlInput]):
+        """The plain pipeline, or a ControlNet one cached per set of ControlNet models."""
+        if not controls:
+            return self.img2img if img2img else self.txt2img
+        key = (img2img, *(id(c.model) for c in controls))
+        if key not in self._control_pipes:
+            self._control_pipes[key] = self._build_control_pipe(img2img, [c.model for c in controls])
+        return self._control_pipes[key]
+
+    def _build_control_pipe(self, img2img: bool, nets: list):
+        """A StableDiffusionXLControlNet(Img2Img)Pipeline sharing our components (MultiControlNet for several),
+        after checking every ControlNet was made for SDXL."""
+        from diffusers import (
+            StableDiffusionXLControlNetImg2ImgPipeline,
+            StableDiffusionXLControlNetPipeline,
+        )
+
+        for net in nets:
+            check_controlnet_fits(net, self.models)
+        net = nets[0] if len(nets) == 1 else nets
+        if img2img:
+            pipe = StableDiffusionXLControlNetImg2ImgPipeline(**self.txt2img.components, controlnet=net,
+                                                              requires_aesthetics_score=False)
+        else:
+            pipe = StableDiffusionXLControlNetPipeline(**self.txt2img.components, controlnet=net)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe

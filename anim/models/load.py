@@ -29,7 +29,7 @@ from anim.models.configs import quiet_progress, transformers_dtype
 from anim.models.controlnet_file import controlnet_from_file
 from anim.models.hashing import folder_hash, short_hash
 from anim.models.memory import own_memory
-from anim.models.tiny import tiny_controlnet_dir, tiny_model_dir
+from anim.models.tiny import tiny_controlnet_dir, tiny_model_dir, tiny_sdxl_controlnet_dir
 from anim.models.variants import variant_kwargs
 
 log = logging.getLogger("anim")
@@ -41,6 +41,7 @@ HUB_PATTERNS = ["model_index.json", "*/config.json", "scheduler/*.json", "tokeni
                 "unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors",
                 "text_encoder*/model.safetensors", "*.safetensors.index.json", "*/*-of-*.safetensors"]
 WAY_OUT = "pass a local diffusers folder or .safetensors file, or `model: tiny`"
+TINY_CONTROLNETS = {"tiny": tiny_controlnet_dir, "tiny-sdxl": tiny_sdxl_controlnet_dir}  # built-in, random weights
 
 
 
@@ -280,22 +281,29 @@ def _load_vae(src: str, arch: str, *, allow_pickle: bool, dtype: torch.dtype, co
 
 def load_controlnet(source: str, *, device: torch.device, dtype: torch.dtype, allow_pickle: bool = False,
                     cache_dir: Path | None = None, config_dir: Path | None = None):
-    """Load a ControlNetModel: `tiny`, a diffusers ControlNet folder, a single file, or a hub id.
+    """Load a ControlNetModel: `tiny` / `tiny-sdxl`, a diffusers ControlNet folder, a single file, or a hub id.
 
     A path that exists (relative ones too) is never taken for a hub id; a single file (A1111's
     models/ControlNet/*.safetensors) gets config_dir's config.json, default the generated SD1.5/SDXL one.
     """
-    path = tiny_controlnet_dir(cache_dir) if source == "tiny" else Path(source).expanduser()
+    tiny = TINY_CONTROLNETS.get(source)
+    path = tiny(cache_dir) if tiny is not None else Path(source).expanduser()
     if path.is_file() or (not path.is_dir() and path.suffix.lower() in (*PICKLE_SUFFIXES, *SAFE_SUFFIXES)):
         net = controlnet_from_file(path, allow_pickle=allow_pickle, dtype=dtype, config_dir=config_dir)
-        return net.to(device).eval()
+        return _named(net.to(device).eval(), source)
     if not path.is_dir():
         if not HUB_ID.match(source):
             raise ModelError(f"ControlNet not found: {source}; pass a ControlNet .safetensors file, a diffusers "
-                             "ControlNet folder, a hub id or `tiny`")
+                             "ControlNet folder, a hub id, `tiny` or `tiny-sdxl`")
         path = _hub_snapshot(source, allow_pickle=allow_pickle,
                              patterns=["config.json", "diffusion_pytorch_model.safetensors"])
-    return _controlnet_folder(path, allow_pickle=allow_pickle, dtype=dtype).to(device).eval()
+    return _named(_controlnet_folder(path, allow_pickle=allow_pickle, dtype=dtype).to(device).eval(), source)
+
+
+def _named(net, source: str):
+    """The ControlNet tagged with the name the user gave it, for errors about it (e.g. not fitting the model)."""
+    net.anim_source = source
+    return net
 
 
 def _controlnet_folder(path: Path, *, allow_pickle: bool, dtype: torch.dtype):

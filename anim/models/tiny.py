@@ -118,6 +118,20 @@ def _write_tiny_sdxl(dst: Path) -> None:
     write_json(dst / "model_index.json", model_index("sdxl"))
 
 
+def _write_tiny_sdxl_controlnet(dst: Path) -> None:
+    """Save the tiny SDXL ControlNet into `dst`: made from the tiny SDXL UNet (same seed, so the same
+    weights as the saved one), zero convs woken like the SD1.5 one."""
+    from diffusers import ControlNetModel, UNet2DConditionModel
+
+    quiet_progress()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(TINY_SEED + 1)  # the UNet is the first module _write_tiny_sdxl builds from this seed
+        unet = UNet2DConditionModel(**TINY_XL_UNET)
+        controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=CONTROL_EMBED_CHANNELS)
+        _wake_zero_convs(controlnet)
+    controlnet.save_pretrained(dst, safe_serialization=True)
+
+
 def tiny_model_dir(cache_dir: Path | None = None) -> Path:
     """Folder of the built-in tiny SD (a diffusers pipeline folder); built once, bit-identical every time."""
     root = Path(cache_dir) if cache_dir else cache_root()
@@ -134,3 +148,9 @@ def tiny_sdxl_dir(cache_dir: Path | None = None) -> Path:
     """Folder of a tiny SDXL-shaped model, for SDXL loading and rendering tests."""
     root = Path(cache_dir) if cache_dir else cache_root()
     return build_once(root / f"{TINY_VERSION}-sdxl", _write_tiny_sdxl)
+
+
+def tiny_sdxl_controlnet_dir(cache_dir: Path | None = None) -> Path:
+    """Folder of the tiny SDXL ControlNet that fits the tiny SDXL UNet (`controlnet: [{model: tiny-sdxl}]`)."""
+    root = Path(cache_dir) if cache_dir else cache_root()
+    return build_once(root / f"{TINY_VERSION}-sdxl-controlnet", _write_tiny_sdxl_controlnet)

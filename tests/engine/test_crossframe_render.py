@@ -1,8 +1,10 @@
 """Cross-frame attention through render.py: weight 0 renders today's frames, a resumed render (split, or killed
 with SIGKILL) gives the frames of an uninterrupted one, and such runs render alone in a batch.
 
-Whether it steadies frames is not measurable on the tiny model: its random VAE encodes every image to latents of
-std ~0.03, so its frames are the decoder's response to the UNet's noise and attention barely moves them."""
+On a static-camera input, frames with cross-frame attention are closer to each other (lower warp error) than
+without, but on the tiny model only by ~0.1%: its random VAE encodes every image to latents of std ~0.03, so its
+frames are mostly the decoder's response to the UNet's noise, and attention barely moves them. What it does with
+real weights is measured by bench/coherence.py on a GPU."""
 from __future__ import annotations
 
 import os
@@ -42,6 +44,26 @@ def test_weight_zero_renders_todays_frames(tmp_path):
     assert render_cli(preset, "--out", tmp_path / "plain").returncode == 0
     assert render_cli(preset, "coherence.cross_frame.weight=0", "--out", tmp_path / "zero").returncode == 0
     assert all(np.array_equal(a, b) for a, b in zip(pixels(tmp_path / "plain"), pixels(tmp_path / "zero")))
+
+
+def test_static_camera_frames_are_closer_with_cross_frame_attention(tmp_path):
+    from anim.cli import main
+    from anim.media.video import write_test_video
+    from anim.metrics import warp_error
+    from tests.engine.test_fusion_render import panning_video
+
+    _, moving = panning_video(tmp_path / "pan.mp4")
+    still = [moving[0]] * 6  # a static camera: the same input frame six times, a new seed each frame
+    video = write_test_video(tmp_path / "still.mp4", still, fps=8)
+    errors = {}
+    for weight in (0.0, 1.0):
+        preset = preset_file(tmp_path, init_video=str(video), denoise=0.9, max_frames=None, steps=4,
+                             coherence={"cross_frame": {"weight": weight, "anchors": ["first"]}})
+        assert main([str(preset), "--out", str(tmp_path / f"w{weight}"), "--quiet"]) == 0
+        errors[weight] = warp_error(pixels(tmp_path / f"w{weight}"), still)[0]
+    print(f"static camera, warp error between frames: plain {errors[0.0]:.5f}, cross-frame 1.0 {errors[1.0]:.5f} "
+          f"({100 * (1 - errors[1.0] / errors[0.0]):.2f}% lower)")
+    assert errors[1.0] < errors[0.0]
 
 
 def test_split_render_with_cadence_equals_the_whole(tmp_path):

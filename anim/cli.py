@@ -18,6 +18,7 @@ USAGE_EXAMPLES = """examples:
   python render.py --resume outputs/tunnel
   python render.py my_deforum_settings.txt max_frames=24 --dry-run   # a Deforum settings file or Parseq export
   python render.py import-deforum my_deforum_settings.txt -o preset.yaml
+  python render.py finish outputs/tunnel output.formats=[mp4,gif]   # (re)run upscale/interpolate/formats only
 """
 
 
@@ -50,11 +51,12 @@ def main(argv: list[str] | None = None) -> int:
             return batch_main(argv[1:])
         if argv and argv[0] == "import-deforum":
             return import_main(argv[1:])
+        command, argv = (finish_main, argv[1:]) if argv and argv[0] == "finish" else (render_main, argv)
         if threading.current_thread() is not threading.main_thread():
-            return render_main(argv)
+            return command(argv)
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
         try:
-            return render_main(argv)
+            return command(argv)
         finally:
             signal.signal(signal.SIGTERM, previous)
     except AnimError as exc:
@@ -151,6 +153,36 @@ def import_main(argv: list[str]) -> int:
     return 0
 
 
+def finish_main(argv: list[str]) -> int:
+    """`render.py finish RUN_DIR [output.key=value ...]`: (re)run only the finishing steps (upscale, interpolate,
+    formats) of a run whose frames are all rendered; steps done with the same settings are skipped."""
+    from anim.errors import PresetError
+    from anim.runfolder import RESOLVED, open_run
+
+    parser = argparse.ArgumentParser(prog="render.py finish",
+                                     description="Upscale, interpolate and encode the formats of a rendered run.")
+    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run folder whose frames are rendered")
+    parser.add_argument("overrides", nargs="*", metavar="output.key=value",
+                        help="change output settings first (recorded in preset.resolved.yaml)")
+    parser.add_argument("--redo", action="store_true", help="run every step again, even those already done")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_intermixed_args(argv)
+    other = [o for o in args.overrides if not o.startswith("output.")]
+    if other:
+        raise PresetError(f"override {other[0]!r}: finish changes output.* keys only; render again for the others")
+    if not (args.run_dir / RESOLVED).is_file():
+        raise PresetError(f"{args.run_dir}: not a run folder (no {RESOLVED})")
+    run = open_run(None, args.overrides, resume=args.run_dir)
+    try:
+        from anim.engine.video_out import finish_run
+
+        video = finish_run(run, quiet=args.quiet, redo=args.redo)
+    finally:
+        run.close()
+    print(f"finished {run.dir}" + (f": {video}" if video else ""))
+    return 0
+
+
 def dry_run(run, frames_text: str | None) -> int:
     """Write preset.resolved.yaml, schedule.csv and schedule.png, print a summary; no model."""
     from anim.plan import parse_frame_range
@@ -183,6 +215,11 @@ def summary(run, frames: range, seconds: float) -> str:
         lines.append(f"  {name:<20} {column.min():>10.4g} .. {column.max():<10.4g}")
     if len(varying) > 12:
         lines.append(f"  ... and {len(varying) - 12} more varying values (see schedule.csv)")
+    for name in table.text_names:  # sampler / checkpoint schedules: where each value starts
+        values = table.texts(name)
+        starts = [f"{f}: {v}" for f, v in enumerate(values) if f == 0 or values[f - 1] != v]
+        if len(starts) > 1:
+            lines.append(f"  {name:<20} " + ", ".join(starts[:6]) + (", ..." if len(starts) > 6 else ""))
     keyframes = sorted({row.prompt for row in table.prompts})
     lines.append(f"prompts: {len(keyframes)} distinct, blend {p.prompt_blend} frames")
     lines.append(f"wrote {run.dir}/ preset.resolved.yaml schedule.csv schedule.png ({seconds:.2f} s, no model loaded)")

@@ -10,10 +10,20 @@ from anim.importers import Imported, import_file, read_settings
 from anim.importers.common import read_json_object
 from anim.importers.parseq import from_parseq, is_parseq, merge_parseq
 from anim.keyframes import FrameTable, resolve_prompts, resolve_seeds
+from anim.keyframes.networks import frame_networks, network_column
 from anim.preset import LoadedPreset, Preset, apply_overrides
 from anim.preset import load_preset as load_preset_file
 from anim.preset import validate_preset as validate_preset_data
-from anim.preset.schedules import column_range, parse_spec, schedule_specs, strip_name
+from anim.preset.lora_files import find_loras
+from anim.preset.schedules import (
+    COLUMN_RANGES,
+    column_range,
+    parse_spec,
+    parse_text_spec,
+    schedule_specs,
+    strip_name,
+    text_specs,
+)
 
 
 def input_video_info(preset: Preset) -> tuple[int, float | None]:
@@ -134,7 +144,44 @@ def build_table(loaded: LoadedPreset) -> FrameTable:
         )
     except ScheduleError as exc:
         raise loaded.error(("prompts",), strip_name(str(exc), ("prompts",))) from None
-    return FrameTable(_ordered(columns), prompts)
+    prompts, tagged = prompt_loras(loaded, prompts)
+    return FrameTable({**_ordered(columns), **tagged}, prompts, texts=text_columns(loaded))
+
+
+def prompt_loras(loaded: LoadedPreset, prompts: list) -> tuple[list, dict[str, np.ndarray]]:
+    """The prompts without their <lora:NAME:WEIGHT> tags, and a weight column per tagged LoRA (`lora:NAME`), each
+    name checked against the files in lora_dir (a file-system walk: a dry run fails on an unknown name)."""
+    try:
+        prompts, weights = frame_networks(prompts)
+    except ScheduleError as exc:
+        raise loaded.error(("prompts",), strip_name(str(exc), ("prompts",))) from None
+    try:
+        find_loras(weights, loaded.preset.lora_dir, allow_pickle=loaded.preset.allow_pickle)
+    except PresetError as exc:
+        raise loaded.error(("lora_dir",) if loaded.preset.lora_dir is not None else ("prompts",), str(exc)) from None
+    low, high = COLUMN_RANGES["weight"]
+    for name, values in weights.items():
+        bad = np.flatnonzero((values < low) | (values > high))
+        if bad.size:
+            raise loaded.error(("prompts",), f"<lora:{name}> weight is {values[bad[0]]:.6g} at frame {bad[0]}; "
+                                             f"valid weights are {low:g} to {high:g}")
+    return prompts, {network_column(name): values for name, values in weights.items()}
+
+
+def text_columns(loaded: LoadedPreset) -> dict[str, tuple[str, ...]]:
+    """The text columns of every frame (sampler, checkpoint): each schedule's text held from its keyframe on, the
+    preset's `sampler:` / `model:` before the first keyframe and without a schedule."""
+    n = loaded.preset.max_frames
+    out: dict[str, tuple[str, ...]] = {}
+    for path, column, spec, default, canonical in text_specs(loaded.preset):
+        if spec is None:
+            out[column] = (default,) * n
+            continue
+        try:
+            out[column] = parse_text_spec(loaded, path, spec, canonical).evaluate(n, default)
+        except ScheduleError as exc:
+            raise loaded.error(path, strip_name(str(exc), path)) from None
+    return out
 
 
 def _ordered(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -15,6 +15,11 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from anim.errors import PresetError
+from anim.finish import (  # frames_upscaled/, frames_interpolated/, video.*, finish.json
+    FINISH_STATE,
+    finish_complete,
+    needs_finishing,
+)
 from anim.keyframes import FrameTable
 from anim.media.files import atomic_write_text
 from anim.media.png import is_complete_png, read_png_metadata
@@ -319,7 +324,10 @@ def missing_frames(run) -> list[int]:
 
 
 def is_finished(run) -> bool:
-    """All frames and the video (when the preset makes one) are on disk: nothing left to do."""
+    """All frames and the video (when the preset makes one) are on disk, and the finishing steps (upscale,
+    interpolate, formats) the output section asks for completed with its settings: nothing left to do."""
     if len(complete_frames(run)) != run.preset.max_frames:
         return False
+    if needs_finishing(run.preset.output):
+        return finish_complete(run.dir / FINISH_STATE, run.preset.output)
     return not run.preset.output.video or (run.dir / "video.mp4").is_file()

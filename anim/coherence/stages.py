@@ -38,7 +38,8 @@ def prepare_init(image: torch.Tensor, reference, row: dict, preset: Preset) -> t
         image = unsharp_mask(image, row["unsharp_amount"], kernel_size=int(row["unsharp_kernel"]),
                              sigma=row["unsharp_sigma"], threshold=row["unsharp_threshold"])
     if row["noise"] > 0.0:
-        image = add_noise(image, row["noise"], seed=int(row["seed"]), noise_type=preset.noise_type)
+        image = add_noise(image, row["noise"], seed=int(row["seed"]), noise_type=preset.noise_type,
+                          perlin_octaves=preset.perlin_octaves, perlin_persistence=preset.perlin_persistence)
     return image
 
 

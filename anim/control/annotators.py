@@ -3,6 +3,8 @@
 `get_annotator(name, ...)` builds one. Weighted controlnet-aux annotators load only weights that
 are already on this machine (a local folder or the hub cache) and, being pickles, only with
 allow_pickle; `pose_offline` needs no download at all (mediapipe's bundled BlazePose model).
+Canny and the weighted annotators work at a resolution: A1111's processor_res / pixel_perfect
+(anim.control.unit_settings).
 """
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ import cv2
 import numpy as np
 
 from anim.control.pose import blazepose_to_openpose, draw_openpose
-from anim.errors import ModelError
+from anim.control.unit_settings import working_side
+from anim.errors import ModelError, PresetError
 
 DEFAULT_ANNOTATOR_REPO = "lllyasviel/Annotators"
 MEDIAPIPE_INSTALL = "make install (the lock has it), or pip install -e '.[pose]' && pip install --no-deps mediapipe==0.10.14"
@@ -41,9 +44,12 @@ class Annotator:
     """Callable (H, W, 3) uint8 -> (H, W, 3) uint8 control map; settings() feeds the map cache key."""
 
     name = "annotator"
+    has_resolution = False  # works at a resolution of its own (processor_res / pixel_perfect apply)
 
-    def __init__(self, options: dict | None = None, defaults: dict | None = None) -> None:
+    def __init__(self, options: dict | None = None, defaults: dict | None = None, *,
+                 pixel_perfect: bool = False) -> None:
         self.options = _merge_options(self.name, defaults or {}, options or {})
+        self.pixel_perfect = bool(pixel_perfect) and self.has_resolution
         self.calls = 0
 
     def __call__(self, image_u8: np.ndarray) -> np.ndarray:
@@ -57,7 +63,15 @@ class Annotator:
 
     def settings(self) -> dict:
         """Name and every option that changes the map."""
-        return {"name": self.name, **self.options}
+        return {"name": self.name, **self.options, **({"pixel_perfect": True} if self.pixel_perfect else {})}
+
+    def _side(self, image_u8: np.ndarray, default: int, processor_res: int | None = None) -> int:
+        """The short side (px) to detect at: the frame's own with pixel_perfect, else processor_res, else default
+        (at least 64: controlnet-aux rounds sizes to multiples of 64)."""
+        height, width = image_u8.shape[:2]
+        side = working_side(width, height, processor_res=processor_res, pixel_perfect=self.pixel_perfect,
+                            default=default)
+        return max(64, side)
 
 
 class Passthrough(Annotator):
@@ -72,28 +86,45 @@ class Passthrough(Annotator):
 
 
 class Canny(Annotator):
-    """Canny edges (controlnet-aux CannyDetector) at the frame's own size."""
+    """Canny edges (controlnet-aux CannyDetector), by default at the frame's own size; at processor_res when given."""
 
     name = "canny"
+    has_resolution = True
 
-    def __init__(self, options: dict | None = None) -> None:
-        super().__init__(options, {"low_threshold": 100, "high_threshold": 200})
+    def __init__(self, options: dict | None = None, *, processor_res: int | None = None,
+                 pixel_perfect: bool = False) -> None:
+        super().__init__(options, {"low_threshold": 100, "high_threshold": 200}, pixel_perfect=pixel_perfect)
+        self.processor_res = None if processor_res is None else int(processor_res)
         self._detector = _controlnet_aux().CannyDetector()
 
     def _annotate(self, image_u8: np.ndarray) -> np.ndarray:
         side = _aux_side(image_u8)
         return self._detector(image_u8, low_threshold=int(self.options["low_threshold"]),
-                              high_threshold=int(self.options["high_threshold"]), detect_resolution=side,
+                              high_threshold=int(self.options["high_threshold"]),
+                              detect_resolution=self._side(image_u8, side, self.processor_res),
                               image_resolution=side, output_type="np")
+
+    def settings(self) -> dict:
+        given = {"processor_res": self.processor_res} if self.processor_res is not None and not self.pixel_perfect \
+            else {}
+        return {**super().settings(), **given}
 
 
 class Weighted(Annotator):
-    """A controlnet-aux annotator with network weights, loaded from local files only."""
+    """A controlnet-aux annotator with network weights, loaded from local files only; processor_res is its
+    detect_resolution option."""
 
-    def __init__(self, name: str, *, model: str | None, device, allow_pickle: bool, options: dict | None) -> None:
+    has_resolution = True
+
+    def __init__(self, name: str, *, model: str | None, device, allow_pickle: bool, options: dict | None,
+                 processor_res: int | None = None, pixel_perfect: bool = False) -> None:
         self.name = name
         class_name, files, self._fixed, defaults = WEIGHTED[name]
-        super().__init__(options, {"detect_resolution": DETECT_RESOLUTION_PX, **defaults})
+        if processor_res is not None and not pixel_perfect:
+            if "detect_resolution" in (options or {}):
+                raise PresetError("processor_res and annotator_options.detect_resolution set the same thing; keep one")
+            options = {**(options or {}), "detect_resolution": int(processor_res)}
+        super().__init__(options, {"detect_resolution": DETECT_RESOLUTION_PX, **defaults}, pixel_perfect=pixel_perfect)
         self.source = model or DEFAULT_ANNOTATOR_REPO
         folder = local_weights(name, self.source, files)
         if not allow_pickle:
@@ -104,7 +135,9 @@ class Weighted(Annotator):
 
     def _annotate(self, image_u8: np.ndarray) -> np.ndarray:
         side = _aux_side(image_u8)
-        return self._detector(image_u8, image_resolution=side, output_type="np", **self._fixed, **self.options)
+        detect = self._side(image_u8, int(self.options["detect_resolution"]))
+        return self._detector(image_u8, image_resolution=side, output_type="np", **self._fixed,
+                              **{**self.options, "detect_resolution": detect})
 
     def settings(self) -> dict:
         return {**super().settings(), "model": self.source}
@@ -158,17 +191,23 @@ NAMES = ("none", "canny", "pose_offline", "pose_json", *WEIGHTED)
 
 
 def get_annotator(name: str, *, model: str | None = None, device="cpu", allow_pickle: bool = False,
-                  options: dict | None = None) -> Annotator:
-    """The annotator called `name`; model is a local folder or hub id (weighted annotators only)."""
+                  options: dict | None = None, processor_res: int | None = None,
+                  pixel_perfect: bool = False) -> Annotator:
+    """The annotator called `name`; model is a local folder or hub id (weighted annotators only); processor_res
+    and pixel_perfect set the resolution canny and the weighted annotators work at (A1111's meaning)."""
     key = str(name or "none").strip().lower()
+    if processor_res is not None and key in ("none", "pose_json", "pose_offline"):
+        raise PresetError(f"processor_res: annotator {key} works on the frame as it is (no annotator resolution); "
+                          "remove it")
     if key in ("none", "pose_json"):
         return Passthrough(key)
     if key == "canny":
-        return Canny(options)
+        return Canny(options, processor_res=processor_res, pixel_perfect=pixel_perfect)
     if key == "pose_offline":
         return PoseOffline(options)
     if key in WEIGHTED:
-        return Weighted(key, model=model, device=device, allow_pickle=allow_pickle, options=options)
+        return Weighted(key, model=model, device=device, allow_pickle=allow_pickle, options=options,
+                        processor_res=processor_res, pixel_perfect=pixel_perfect)
     raise ModelError(f"annotator {name!r} is unknown; use one of: {', '.join(NAMES)}")
 
 

@@ -17,6 +17,7 @@ import torch
 from anim.control.annotators import Annotator, get_annotator
 from anim.control.cache import MapCache, cache_key
 from anim.control.sources import PoseJsonSource, open_source
+from anim.control.unit_settings import threshold_options
 from anim.diffusion.diffuse import ControlInput
 from anim.errors import AnimError, InputError
 from anim.media.frames import FrameSource, resize_frame
@@ -29,13 +30,14 @@ LOOPBACK = "loopback"
 
 @dataclass
 class Unit:
-    """One ControlNet unit, ready: `source`/`cache` are None for loopback units."""
+    """One ControlNet unit, ready: `source`/`cache` are None for loopback units; control_mode is A1111's."""
 
     index: int
     model: object
     annotator: Annotator
     source: FrameSource | None
     cache: MapCache | None
+    control_mode: str = "balanced"
 
 
 class ControlUnits:
@@ -54,9 +56,7 @@ class ControlUnits:
             if net is None:
                 net = nets[spec.model] = _labelled(index, lambda: load_controlnet(
                     spec.model, device=self.device, dtype=dtype, allow_pickle=allow_pickle))
-            annotator = _labelled(index, lambda: get_annotator(
-                spec.annotator, model=spec.annotator_model, device=self.device, allow_pickle=allow_pickle,
-                options=getattr(spec, "annotator_options", None)))
+            annotator = _labelled(index, lambda: _annotator(spec, self.device, allow_pickle))
             self.units.append(self._unit(index, spec, net, annotator, Path(run_dir), (nth, start_s, end_s)))
 
     def _unit(self, index: int, spec, net, annotator: Annotator, run_dir: Path, span: tuple) -> Unit:
@@ -65,14 +65,14 @@ class ControlUnits:
             if annotator.name == "pose_json":
                 raise InputError(f"controlnet.{index}: annotator pose_json needs `input:` a folder of OpenPose "
                                  "JSON files, not loopback")
-            return Unit(index, net, annotator, None, None)
+            return Unit(index, net, annotator, None, None, _mode(spec))
         nth, start_s, end_s = span
         source = open_source(spec.input, width=self.width, height=self.height, resize=spec.resize, nth=nth,
                              start_s=start_s, end_s=end_s, what=f"controlnet.{index}.input")
         _check_pairing(index, source, annotator)
         key = cache_key(source=source.identity(), annotator=annotator.settings(), width=self.width,
                         height=self.height, resize=spec.resize)
-        return Unit(index, net, annotator, source, MapCache(run_dir, index, key))
+        return Unit(index, net, annotator, source, MapCache(run_dir, index, key), _mode(spec))
 
     # ------------------------------------------------------------ per frame
 
@@ -91,7 +91,8 @@ class ControlUnits:
             if map_u8 is None:
                 continue
             image = from_uint8_hwc(map_u8, self.device)
-            controls.append(ControlInput(unit.model, image, weight=weight, guidance_start=start, guidance_end=end))
+            controls.append(ControlInput(unit.model, image, weight=weight, guidance_start=start, guidance_end=end,
+                                         control_mode=unit.control_mode))
         return controls
 
     def map_for(self, unit: Unit, index: int, loopback: torch.Tensor | None = None) -> np.ndarray | None:
@@ -165,6 +166,21 @@ def unit_schedule(row: dict, index: int) -> tuple[float, float, float]:
     start = min(max(float(row[control_column(index, "guidance_start")]), 0.0), 1.0)
     end = min(max(float(row[control_column(index, "guidance_end")]), 0.0), 1.0)
     return weight, start, end
+
+
+def _annotator(spec, device, allow_pickle: bool) -> Annotator:
+    """The unit's annotator, with A1111's threshold_a/b, processor_res and pixel_perfect applied."""
+    name = str(spec.annotator or "none").strip().lower()
+    options = threshold_options(name, getattr(spec, "annotator_options", None), getattr(spec, "threshold_a", None),
+                                getattr(spec, "threshold_b", None))
+    return get_annotator(spec.annotator, model=spec.annotator_model, device=device, allow_pickle=allow_pickle,
+                         options=options, processor_res=getattr(spec, "processor_res", None),
+                         pixel_perfect=bool(getattr(spec, "pixel_perfect", False)))
+
+
+def _mode(spec) -> str:
+    """The unit's control mode (balanced | prompt | controlnet)."""
+    return str(getattr(spec, "control_mode", "balanced"))
 
 
 def _check_pairing(index: int, source: FrameSource, annotator: Annotator) -> None:

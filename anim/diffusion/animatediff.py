@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from anim.diffusion.control_modes import control_modes
 from anim.diffusion.diffuse import ControlInput, check_size, effective_steps
 from anim.diffusion.samplers import make_scheduler, seed_scheduler
 
@@ -38,6 +39,7 @@ class Window:
     width: int
     height: int
     controls: list[ControlInput] = field(default_factory=list)
+    eta: float = 0.0  # DDIM's eta
 
 
 class WindowDiffuser:
@@ -75,8 +77,11 @@ class WindowDiffuser:
             "decode_chunk_size": 4,
         }
         kwargs.update(_control_kwargs(window.controls))
+        if window.eta:
+            kwargs["eta"] = float(window.eta)
         per_frame = torch.cat([window.uncond, window.cond]) if window.cfg_scale > 1.0 else window.cond
-        with torch.inference_mode(), warnings.catch_warnings(), self._per_frame(pipe, per_frame):
+        modes = control_modes(pipe, window.controls)
+        with torch.inference_mode(), warnings.catch_warnings(), self._per_frame(pipe, per_frame), modes:
             warnings.filterwarnings("ignore", message="Should have ta>=t0")
             video = pipe(**kwargs).frames
         self.calls += 1

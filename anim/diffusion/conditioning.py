@@ -97,7 +97,7 @@ class PromptEncoder:
 
     def encode(self, prompt: str) -> torch.Tensor:
         """(1, 77*k, D) conditioning for a prompt; the cached tensor is returned on repeats (do not modify it)."""
-        key = (prompt, getattr(self.text_encoder, LORA_KEY_ATTR, None))
+        key = (prompt, getattr(self.text_encoder, LORA_KEY_ATTR, None), self.clip_skip)
         hit = self._cache.get(key)
         if hit is not None:
             self._cache.move_to_end(key)
@@ -156,8 +156,11 @@ class PromptEncoder:
 
     def conditioning(self, frame_prompt: str, frame_negative: str | None, blend_prompt: str | None = None,
                      blend_negative: str | None = None, blend_weight: float = 0.0,
-                     mode: str = "lerp") -> tuple[torch.Tensor, torch.Tensor]:
-        """A frame's (cond, uncond): its own prompts, blended toward blend_prompt by blend_weight."""
+                     mode: str = "lerp", clip_skip: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """A frame's (cond, uncond): its own prompts, blended toward blend_prompt by blend_weight; `clip_skip`
+        (A1111's, the frame's) is used from this call on."""
+        if clip_skip is not None:
+            self.clip_skip = max(1, int(clip_skip))
         cond, uncond = self.pair(frame_prompt, frame_negative)
         if blend_prompt is None or not blend_weight or blend_weight <= 0:
             return cond, uncond

@@ -14,21 +14,25 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from anim.diffusion.control_modes import control_modes
 from anim.diffusion.crossframe import CrossFrame, CrossFrameInput
 from anim.diffusion.fusion import FusionInput, fused
+from anim.diffusion.noise import NoiseSettings, initial_noise
 from anim.diffusion.samplers import make_scheduler, seed_scheduler
 from anim.errors import InputError, ModelError
 
 
 @dataclass
 class ControlInput:
-    """One ControlNet unit for one frame: model, control image (1,3,H,W) in [0,1], strength and step window."""
+    """One ControlNet unit for one frame: model, control image (1,3,H,W) in [0,1], strength, step window and A1111's
+    control mode (balanced | prompt | controlnet: anim.diffusion.control_modes)."""
 
     model: object
     image: torch.Tensor
     weight: float = 1.0
     guidance_start: float = 0.0
     guidance_end: float = 1.0
+    control_mode: str = "balanced"
 
 
 # the UNet settings a ControlNet's residuals and embeddings must share with the model's UNet
@@ -69,10 +73,11 @@ class Diffuser:
     def __call__(self, *, init: torch.Tensor | None, cond: torch.Tensor, uncond: torch.Tensor, denoise: float,
                  cfg_scale: float, steps: int, sampler: str, seed: int, width: int, height: int,
                  controls: list[ControlInput] | None = None, cross_frame: CrossFrameInput | None = None,
-                 fusion: FusionInput | None = None) -> torch.Tensor:
+                 fusion: FusionInput | None = None, noise: NoiseSettings | None = None,
+                 eta: float = 0.0) -> torch.Tensor:
         """(1,3,H,W) float32 in [0,1] on the device; init None -> txt2img, else img2img with strength=denoise;
         `cross_frame` (weight > 0 and anchors) turns on cross-frame attention for this call, `fusion` (weight > 0)
-        flow-guided latent fusion."""
+        flow-guided latent fusion, `noise` A1111's variation seed and noise multiplier, `eta` DDIM's eta."""
         check_size(width, height)
         if init is not None and denoise <= 0:
             return init
@@ -88,8 +93,12 @@ class Diffuser:
             "generator": torch.Generator("cpu").manual_seed(int(seed)),
         }
         kwargs.update(image_kwargs(init, denoise, steps, width, height, controls or []))
-        features = call_features(self, pipe.scheduler, cross_frame, fusion)
-        with torch.inference_mode(), warnings.catch_warnings(), features:
+        if eta:
+            kwargs["eta"] = float(eta)
+        features = call_features(self, pipe.scheduler, cross_frame, fusion, pipe=pipe, controls=controls)
+        start_noise = initial_noise(pipe, kwargs, noise, seed=seed, width=width, height=height,
+                                    img2img=init is not None)
+        with torch.inference_mode(), warnings.catch_warnings(), features, start_noise:
             warnings.filterwarnings("ignore", message="Should have ta>=t0")  # torchsde, harmless in img2img
             images = pipe(**kwargs).images
         self.calls += 1
@@ -147,10 +156,14 @@ def image_kwargs(init, denoise, steps, width, height, controls) -> dict:
 
 
 @contextmanager
-def call_features(diffuser, scheduler, cross_frame: CrossFrameInput | None, fusion: FusionInput | None):
+def call_features(diffuser, scheduler, cross_frame: CrossFrameInput | None, fusion: FusionInput | None, *,
+                  pipe=None, controls: list[ControlInput] | None = None):
     """Cross-frame attention and latent fusion for one call of `diffuser` (Diffuser or SDXLDiffuser), each only
-    when its weight is > 0; the CrossFrame is installed on the UNet the first time and kept as diffuser.cross_frame."""
+    when its weight is > 0; the CrossFrame is installed on the UNet the first time and kept as diffuser.cross_frame.
+    `controls` not all balanced: their control modes on `pipe`'s ControlNets."""
     with ExitStack() as stack:
+        if controls:
+            stack.enter_context(control_modes(pipe, controls))
         if cross_frame is not None and cross_frame.weight > 0 and cross_frame.anchor_latents:
             if diffuser.cross_frame is None:
                 diffuser.cross_frame = CrossFrame(diffuser.models.unet)

@@ -14,6 +14,9 @@ is 0 (weight 0, or outside its window) is skipped: diffusers adds its x * 0 == 0
 residuals). Tracks without a unit at this step get zero residuals (the UNet adds 0); when no track has one,
 the UNet gets none at all.
 
+A unit's control mode (anim.diffusion.control_modes) is applied to its scaled residuals as the Diffuser's forward
+hook applies it (the track's rows are [uncond, cond] with CFG), so modes match the Diffuser bit for bit too.
+
 Limits: nets with global_pool_conditions (diffusers' guess mode) are refused; one net used by several units
 of one track runs once on all those rows (batch 4 with CFG), so that track matches diffusers (two calls of
 batch 2) to float summation order, not bit for bit.
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
+from anim.diffusion.control_modes import apply_mode, check_mode
 from anim.diffusion.diffuse import ControlInput, fit_image
 from anim.errors import ModelError
 
@@ -33,13 +37,16 @@ Residuals = tuple[list[torch.Tensor], torch.Tensor]  # (down block residuals, mi
 
 @dataclass
 class TrackUnit:
-    """One ControlNet unit of one track: its net, prepared control image (rows,3,H,W), weight and window."""
+    """One ControlNet unit of one track: its net, prepared control image (rows,3,H,W), weight, window, control mode
+    and whether the track's rows are a CFG pair."""
 
     model: object
     image: torch.Tensor
     weight: float
     guidance_start: float
     guidance_end: float
+    control_mode: str = "balanced"
+    cfg: bool = False
 
     def scale(self, step_index: int, step_count: int) -> float:
         """weight * keep for step `step_index` of `step_count`, keep as diffusers' controlnet_keep computes it."""
@@ -53,6 +60,7 @@ def check_controls(controls: list[ControlInput] | None) -> None:
         if getattr(unit.model.config, "global_pool_conditions", False):
             raise ModelError("ControlNets with global_pool_conditions (guess mode) are not supported in lockstep; "
                              "render these items with anim.diffusion.diffuse.Diffuser")
+        check_mode(getattr(unit, "control_mode", "balanced"))
         start, end = float(unit.guidance_start), float(unit.guidance_end)
         if start >= end:
             raise ValueError(f"control guidance start: {start} cannot be larger or equal to control guidance end: "
@@ -76,7 +84,8 @@ def prepare_units(controls: list[ControlInput] | None, *, width: int, height: in
         if cfg:
             image = torch.cat([image] * 2)
         units.append(TrackUnit(model=unit.model, image=image, weight=float(unit.weight),
-                               guidance_start=float(unit.guidance_start), guidance_end=float(unit.guidance_end)))
+                               guidance_start=float(unit.guidance_start), guidance_end=float(unit.guidance_end),
+                               control_mode=getattr(unit, "control_mode", "balanced"), cfg=cfg))
     return units
 
 
@@ -96,7 +105,7 @@ def step_residuals(tracks: list, inputs: list[torch.Tensor], times: list[torch.T
     groups = _group_by_model(tracks, usages)
     for model, group in groups:
         raw.update(_run_net(model, group, tracks, inputs, times, embeds))
-    summed = [_track_sum(raw, k, row) for k, row in enumerate(scales)]
+    summed = [_track_sum(raw, k, row, tr.units) for k, (tr, row) in enumerate(zip(tracks, scales))]
     reference = next(iter(raw.values()))
     filled = [res if res is not None else _zeros_like(reference, tr.rows) for tr, res in zip(tracks, summed)]
     downs = [torch.cat(level) for level in zip(*(res[0] for res in filled))]
@@ -124,14 +133,17 @@ def _run_net(model, group: list[tuple[int, int]], tracks, inputs, times, embeds)
             for n, (usage, mid_part) in enumerate(zip(group, mid.split(rows)))}
 
 
-def _track_sum(raw: dict[tuple[int, int], Residuals], k: int, scales: list[float]) -> Residuals | None:
-    """Track k's residuals: each active unit's scaled residuals summed in unit order, as MultiControlNetModel."""
+def _track_sum(raw: dict[tuple[int, int], Residuals], k: int, scales: list[float],
+               units: list[TrackUnit]) -> Residuals | None:
+    """Track k's residuals: each active unit's scaled residuals (in its control mode) summed in unit order, as
+    MultiControlNetModel."""
     total: Residuals | None = None
     for j, s in enumerate(scales):
         if s == 0.0:
             continue
         down, mid = raw[(k, j)]
         down, mid = [level * s for level in down], mid * s
+        down, mid = apply_mode(down, mid, units[j].control_mode, cfg_pair=units[j].cfg)
         total = (down, mid) if total is None else ([a + b for a, b in zip(total[0], down)], total[1] + mid)
     return total
 

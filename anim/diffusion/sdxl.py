@@ -19,6 +19,7 @@ from anim.diffusion.conditioning import PromptEncoder
 from anim.diffusion.crossframe import CrossFrame, CrossFrameInput
 from anim.diffusion.diffuse import ControlInput, call_features, check_controlnet_fits, check_size, image_kwargs
 from anim.diffusion.fusion import FusionInput
+from anim.diffusion.noise import NoiseSettings, initial_noise
 from anim.diffusion.samplers import make_scheduler, seed_scheduler
 from anim.errors import ModelError
 
@@ -71,8 +72,9 @@ class SDXLPromptEncoder(PromptEncoder):
 
     def conditioning(self, frame_prompt: str, frame_negative: str | None, blend_prompt: str | None = None,
                      blend_negative: str | None = None, blend_weight: float = 0.0,
-                     mode: str = "lerp") -> tuple[XLCond, XLCond]:
-        """Embeddings as PromptEncoder makes them (blends included), with pooled embeddings blended alike."""
+                     mode: str = "lerp", clip_skip: int | None = None) -> tuple[XLCond, XLCond]:
+        """Embeddings as PromptEncoder makes them (blends included), with pooled embeddings blended alike.
+        `clip_skip` is accepted and has no effect: SDXL always uses its penultimate layers (A1111 likewise)."""
         cond, uncond = super().conditioning(frame_prompt, frame_negative, blend_prompt, blend_negative,
                                             blend_weight, mode)
         pooled, pooled_neg = self.pooled(frame_prompt), self.pooled(frame_negative or "")
@@ -121,9 +123,10 @@ class SDXLDiffuser:
     def __call__(self, *, init: torch.Tensor | None, cond: XLCond, uncond: XLCond, denoise: float,
                  cfg_scale: float, steps: int, sampler: str, seed: int, width: int, height: int,
                  controls: list[ControlInput] | None = None, cross_frame: CrossFrameInput | None = None,
-                 fusion: FusionInput | None = None) -> torch.Tensor:
+                 fusion: FusionInput | None = None, noise: NoiseSettings | None = None,
+                 eta: float = 0.0) -> torch.Tensor:
         """(1,3,H,W) float32 in [0,1] on the device; init None -> txt2img, else img2img at strength=denoise;
-        `controls`, `cross_frame` and `fusion` mean what they mean to Diffuser."""
+        `controls`, `cross_frame`, `fusion`, `noise` and `eta` mean what they mean to Diffuser."""
         check_size(width, height)
         if init is not None and denoise <= 0:
             return init
@@ -137,8 +140,12 @@ class SDXLDiffuser:
             "generator": torch.Generator("cpu").manual_seed(int(seed)),
         }
         kwargs.update(image_kwargs(init, denoise, steps, width, height, controls or []))
-        features = call_features(self, pipe.scheduler, cross_frame, fusion)
-        with torch.inference_mode(), warnings.catch_warnings(), features:
+        if eta:
+            kwargs["eta"] = float(eta)
+        features = call_features(self, pipe.scheduler, cross_frame, fusion, pipe=pipe, controls=controls)
+        start_noise = initial_noise(pipe, kwargs, noise, seed=seed, width=width, height=height,
+                                    img2img=init is not None)
+        with torch.inference_mode(), warnings.catch_warnings(), features, start_noise:
             warnings.filterwarnings("ignore", message="Should have ta>=t0")
             images = pipe(**kwargs).images
         self.calls += 1

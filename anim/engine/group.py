@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 
 from anim.errors import ModelError
+from anim.keyframes.networks import mentions_networks
 from anim.media.files import atomic_write_text
 from anim.media.png import is_complete_png
 from anim.preset.schema import is_on
@@ -32,15 +33,30 @@ class GroupUnsupported(ModelError):
 def lockstep_key(preset) -> tuple | None:
     """What runs must share to be rendered in one group (same loaded models, same size); None: never grouped.
 
-    LoRA weights are set on the shared UNet per frame, so runs with LoRAs render alone; so do runs with
-    cross-frame attention or latent fusion (they work inside each frame's UNet calls and scheduler steps, which
-    a group shares), and AnimateDiff runs (their windows are their own batches).
+    LoRA weights are set on the shared UNet per frame, so runs with LoRAs (`loras:` or <lora:NAME> tags in the
+    prompts) render alone; so do runs with cross-frame attention or latent fusion (they work inside each frame's
+    UNet calls and scheduler steps, which a group shares), AnimateDiff runs (their windows are their own batches) and runs with A1111's noise
+    settings (has_noise_settings). Runs with a checkpoint_schedule render alone (a group shares one loaded model);
+    a sampler_schedule groups (every lockstep item builds its own scheduler from its frame's sampler).
     """
-    if preset.loras or has_cross_frame(preset) or is_on(preset.coherence.fusion.weight) \
-            or preset.engine == "animatediff":
+    if preset.loras or has_lora_tags(preset) or has_cross_frame(preset) or is_on(preset.coherence.fusion.weight) \
+            or preset.engine == "animatediff" or has_noise_settings(preset) \
+            or preset.checkpoint_schedule is not None:  # a group shares one model; a sampler_schedule is per item
         return None
     return (preset.model, preset.vae, preset.allow_pickle, preset.device, preset.dtype,
             preset.performance.model_dump_json(), int(preset.width), int(preset.height))
+
+
+def has_noise_settings(preset) -> bool:
+    """Whether a run asks for A1111's variation seeds, noise multiplier, DDIM eta or blank-frame rerolls: a
+    group's shared noise and steps do not carry them, so such runs render alone."""
+    return (is_on(preset.subseed_strength) or preset.noise_multiplier != 1.0 or is_on(preset.ddim_eta)
+            or preset.reroll_blank_frames != "ignore")
+
+
+def has_lora_tags(preset) -> bool:
+    """Whether a prompt (or the global positive prompt) tags a LoRA: <lora:NAME:WEIGHT> or <lyco:...>."""
+    return mentions_networks([*(str(text) for text in preset.prompts.values()), preset.positive_prompt])
 
 
 def has_cross_frame(preset) -> bool:

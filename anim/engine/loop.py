@@ -22,8 +22,9 @@ from anim.coherence import prepare_reference
 from anim.engine.cache import ModelCache
 from anim.engine.makers import DiffusionMaker, PreviewMaker
 from anim.engine.state import RunState
-from anim.engine.video_out import encode_range, stream_encoder, sweep_video_temps
+from anim.engine.video_out import encode_range, finishes, stream_encoder, sweep_video_temps
 from anim.errors import InputError
+from anim.finish import check_finish_inputs
 from anim.media.images import load_image
 from anim.media.png import (
     FrameWriter,
@@ -65,6 +66,7 @@ def check_inputs(run: Run) -> None:
             raise InputError(f"{key}: file not found: {value}")
     if p.output.audio and p.output.video:  # before any frame: a bad sound file must not cost a render
         check_encode_inputs(Path(p.output.audio), p.output.crf, what="output.audio")
+    check_finish_inputs(p.output, p.allow_pickle)  # upscaler and RIFE weights on disk (nothing is downloaded)
 
 
 def _reference(run: Run, state: RunState, device: torch.device, redo: int):
@@ -115,7 +117,8 @@ def render_run(run: Run, frames: str | None = None, preview: bool = False, quiet
         log.warning("this run was rendered in a lockstep group (%s); frames made alone from here on may differ "
                     "in the last bits from an uninterrupted group render: resume it with its batch", GROUP)
     sweep_video_temps(run)
-    encoder = stream_encoder(run, frame_range, todo) if todo and p.output.video else None
+    finishing = finishes(run, frame_range)  # upscale/interpolate/formats: the videos are made after the frames
+    encoder = stream_encoder(run, frame_range, todo) if todo and p.output.video and not finishing else None
     try:
         if todo:
             on_frame = (lambda f, image_u8: encoder.add(f - frame_range.start, image_u8)) if encoder else None
@@ -125,7 +128,7 @@ def render_run(run: Run, frames: str | None = None, preview: bool = False, quiet
         if encoder is not None:  # ffmpeg ran alongside the frames: only its last frames are left
             video, encoder = encoder.finish(), None
         else:
-            video = encode_range(run, frame_range) if p.output.video else None
+            video = encode_range(run, frame_range, quiet, log) if p.output.video or finishing else None
         times["video"] += time.perf_counter() - started
     except BaseException as exc:
         if encoder is not None:
@@ -303,8 +306,10 @@ class FrameLoop:
         if self.reference is None and self.maker.mode != "preview" and self.p.color_coherence != "none":
             self.reference = prepare_reference(self.recent[frame], self.p.color_coherence)
             self.state.reference_path = str(self.run.frame_path(frame).relative_to(self.run.dir))
-        text = a1111_parameters(row, width=self.p.width, height=self.p.height, sampler_label=self.maker.sampler_label,
-                                model_hash=self.maker.model_hash, model_name=self.maker.model_name, denoise=denoise)
+        sampler_label, model_hash, model_name = self.maker.labels(row)  # the frame's own sampler and model
+        text = a1111_parameters(row, width=self.p.width, height=self.p.height, sampler_label=sampler_label,
+                                model_hash=model_hash, model_name=model_name, denoise=denoise,
+                                lora_hashes=getattr(self.maker, "lora_hashes", None))
         self.writer.submit(frame, self.run.frame_path(frame), image_u8, text, row)
         if self.on_frame is not None:
             self.on_frame(frame, image_u8)

@@ -13,10 +13,13 @@ import torch
 from anim.coherence.stages import finish, flow_coherence, follow_flow, prepare_init
 from anim.engine.cache import ModelCache
 from anim.errors import ModelError
+from anim.keyframes.networks import column_network, network_column
 from anim.media.images import load_image, make_test_card
 from anim.media.tensors import from_uint8_hwc
 from anim.models import load_depth_model, resolve_device, set_lora_weights
+from anim.models.hashing import lora_hash
 from anim.motion.camera import Camera
+from anim.preset.lora_files import find_loras
 from anim.preset.schedules import lora_column
 from anim.runfolder import Run
 
@@ -33,6 +36,10 @@ class PreviewMaker:
 
     mode = "preview"
     sampler_label, model_hash, model_name = "none (preview)", "none", "preview"
+
+    def labels(self, row: dict) -> tuple[str, str, str]:
+        """(sampler label, model hash, model name) for the PNG `parameters`: no model in a preview."""
+        return self.sampler_label, self.model_hash, self.model_name
 
     def __init__(self, run: Run) -> None:
         p = run.preset
@@ -74,18 +81,18 @@ class DiffusionMaker:
 
     def __init__(self, run: Run, times: dict, cache: ModelCache | None = None, low_memory: bool = False,
                  diffuse=None) -> None:
-        from anim.diffusion.samplers import a1111_label
-
         p = self.preset = run.preset
         self.times = times
         started = time.perf_counter()
         cache = self.cache = cache or ModelCache()
-        self.models, self.encoder, self.diffuser = cache.get(p, low_memory)
+        self.tag_loras = tag_lora_files(run)  # {name: file} of the prompts' <lora:NAME:WEIGHT> tags
+        # every model of the checkpoint_schedule (else `model:` alone), loaded once and kept; frames switch in `_use`
+        self.bundles = cache.bundles(p, checkpoints(run), low_memory, tuple(self.tag_loras.values()))
+        self.models, self.encoder, self.diffuser = next(iter(self.bundles.values()))  # the first frame's model
+        self.lora_hashes = {name: lora_hash(path) for name, path in self.tag_loras.items()}  # PNG "Lora hashes"
         # diffuse(frame, **kwargs): the shared diffuser, or a lockstep group's port (anim.engine.group)
         self._diffuse = diffuse or (lambda frame, **kwargs: self.diffuser(**kwargs))
         self.device = self.models.device
-        self.sampler_label = a1111_label(p.sampler)
-        self.model_hash, self.model_name = self.models.model_hash, self.models.name
         self.init = load_image(p.init_image, p.width, p.height, self.device, "init_image") if p.init_image else None
         self.camera = make_camera(run, self.device, self.models.dtype)
         self.video = self.units = None
@@ -111,6 +118,26 @@ class DiffusionMaker:
     def window_diffuser(self, window):
         """engine animatediff: one window through the motion UNet."""
         return self._windows(window)
+
+    def labels(self, row: dict) -> tuple[str, str, str]:
+        """(sampler label, model hash, model name) of a frame for its PNG `parameters`: its own sampler and model."""
+        from anim.diffusion.samplers import a1111_label
+
+        models = self.bundles[row.get("checkpoint", self.preset.model)][0]
+        return a1111_label(row.get("sampler", self.preset.sampler)), models.model_hash, models.name
+
+    def _use(self, row: dict) -> None:
+        """Switch to the frame's model (checkpoint_schedule): its UNet, VAE, prompt encoder and diffuser. Cached
+        cross-frame anchor latents came from the other model's VAE, so they are made again."""
+        bundle = self.bundles[row.get("checkpoint", self.preset.model)]
+        if bundle[0] is not self.models:
+            self.models, self.encoder, self.diffuser = bundle
+            self._anchor_latents.clear()
+
+    def lora_weights(self, row: dict) -> list[float]:
+        """The frame's adapter weights in load order: the preset's `loras`, then the prompts' tagged LoRAs."""
+        return ([row[lora_column(i)] for i in range(len(self.preset.loras))]
+                + [row[network_column(name)] for name in self.tag_loras])
 
     def close(self, log) -> None:
         """Release video decoders and annotators; log what the control units cost."""
@@ -158,23 +185,29 @@ class DiffusionMaker:
         """Step 5: img2img (txt2img when `denoise` is None) with the frame's prompts, LoRA weights and seed;
         `anchors` ((frame, image) as their PNGs hold them) feed cross-frame attention when its weight is > 0."""
         p = self.preset
-        if p.loras:
-            set_lora_weights(self.models, [row[lora_column(i)] for i in range(len(p.loras))])
+        self._use(row)
+        if p.loras or self.tag_loras:
+            set_lora_weights(self.models, self.lora_weights(row))
         started = time.perf_counter()
         cond, uncond = self.encoder.conditioning(
             row["prompt"], row["negative_prompt"], row["blend_prompt"], row["blend_negative_prompt"],
-            row["blend_weight"], mode=p.prompt_blend_mode,
+            row["blend_weight"], mode=p.prompt_blend_mode, clip_skip=int(row["clip_skip"]),
         )
         self.times["prompt"] += time.perf_counter() - started
-        image = self._diffuse(
-            frame, init=init, cond=cond, uncond=uncond, denoise=1.0 if denoise is None else denoise,
-            cfg_scale=row["cfg_scale"], steps=int(row["steps"]), sampler=p.sampler, seed=int(row["seed"]),
-            width=p.width, height=p.height, controls=controls, **self._cross_frame(row, anchors),
-            **self._fusion(frame, row),
-        )
-        if has_bad_pixels(image):
-            raise ModelError(f"frame {row['frame']}: the model produced NaN/inf pixels (try dtype: fp32 or another vae)")
-        return image
+
+        def make(seed: int) -> torch.Tensor:
+            image = self._diffuse(
+                frame, init=init, cond=cond, uncond=uncond, denoise=1.0 if denoise is None else denoise,
+                cfg_scale=row["cfg_scale"], steps=int(row["steps"]), sampler=row.get("sampler", p.sampler), seed=seed,
+                width=p.width, height=p.height, controls=controls, **self._cross_frame(row, anchors),
+                **self._fusion(frame, row), **noise_kwargs(row),
+            )
+            if has_bad_pixels(image):
+                raise ModelError(f"frame {row['frame']}: the model produced NaN/inf pixels (try dtype: fp32 or another "
+                                 "vae)")
+            return image
+
+        return not_blank(make, int(row["seed"]), p.reroll_blank_frames, p.reroll_patience, int(row["frame"]))
 
     def finish(self, image: torch.Tensor, reference) -> torch.Tensor:
         """Step 6: colour match the output to the reference again."""
@@ -213,6 +246,54 @@ class DiffusionMaker:
         settings = self.preset.coherence.fusion
         return {"fusion": FusionInput(guide, latent_mask(mask, *guide.shape[-2:]).to(guide.dtype), weight,
                                       settings.start, settings.end)}
+
+
+def tag_lora_files(run: Run) -> dict:
+    """{name: file} of the LoRAs the prompts tag (the table's `lora:NAME` columns), in column order."""
+    names = [name for name in map(column_network, run.table.names) if name is not None]
+    p = run.preset
+    return find_loras(names, p.lora_dir, allow_pickle=p.allow_pickle)
+
+
+def noise_kwargs(row: dict) -> dict:
+    """The frame's variation seed, noise multiplier and DDIM eta for the diffuser, only where they change
+    something (otherwise the call is exactly what it was without them)."""
+    from anim.diffusion.noise import NoiseSettings
+
+    out: dict = {}
+    settings = NoiseSettings(int(row["subseed"]), float(row["subseed_strength"]), float(row["noise_multiplier"]))
+    if settings.active:
+        out["noise"] = settings
+    if float(row["ddim_eta"]) != 0.0:
+        out["eta"] = float(row["ddim_eta"])
+    return out
+
+
+def not_blank(make, seed: int, mode: str, patience: int, frame: int) -> torch.Tensor:
+    """make(seed), and with Deforum's reroll_blank_frames: an all-black result made again with seed + 1, + 2, ...
+    up to `patience` times ('reroll'), or stopped at once ('interrupt'); 'ignore' keeps it."""
+    for attempt in range(patience + 1 if mode == "reroll" else 1):
+        image = make(seed + attempt)
+        if mode == "ignore" or not is_blank(image):
+            return image
+        if mode == "interrupt":
+            raise ModelError(f"frame {frame} came out blank (all black; a safety filter?); "
+                             "reroll_blank_frames: interrupt stopped the render")
+    raise ModelError(f"frame {frame} came out blank {patience + 1} times (seeds {seed}..{seed + patience}); raise "
+                     "reroll_patience or change the prompt")
+
+
+def is_blank(image: torch.Tensor) -> bool:
+    """Deforum's blank frame: every pixel black (what a safety filter returns), in 8-bit terms."""
+    return bool((image * 255.0).round().max() <= 0)
+
+
+def checkpoints(run: Run) -> tuple[str, ...]:
+    """The models a render uses, in the order its frames first need them: the checkpoint_schedule's names (with
+    `model:` for frames before its first keyframe), else `model:` alone."""
+    table = run.table
+    names = table.texts("checkpoint") if "checkpoint" in table.text_names else ()
+    return tuple(dict.fromkeys(names)) or (run.preset.model,)
 
 
 def has_bad_pixels(image: torch.Tensor) -> bool:

@@ -1,10 +1,13 @@
 """The render's video: video.mp4 (or video_A-B.mp4 for a sub-range) streamed while frames are made, or
-encoded from the PNGs; the input video's sound kept."""
+encoded from the PNGs; the input video's sound kept. A whole render whose output section asks for finishing
+(upscale, interpolate, other formats or codec) is finished by anim.finish instead, after its last frame."""
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
+from anim.errors import InputError
+from anim.finish import FinishJob, finish, needs_finishing
 from anim.media.png import is_complete_png, read_png_u8
 from anim.media.stream import StreamEncoder
 from anim.media.video import encode_video, source_audio
@@ -23,12 +26,15 @@ def video_target(run: Run, frame_range: range) -> tuple[Path, Path | None, float
     return run.dir / name, audio, audio_start_s
 
 
-def encode_range(run: Run, frame_range: range) -> Path | None:
-    """Encode the range's PNGs (nothing was rendered this time); skipped if frames are missing."""
+def encode_range(run: Run, frame_range: range, quiet: bool = True, log=None) -> Path | None:
+    """Encode the range's PNGs (nothing was rendered this time), or finish a whole render (anim.finish); skipped
+    if frames are missing."""
     p = run.preset
     paths = [run.frame_path(f) for f in frame_range]
     if not all(is_complete_png(path) for path in paths):
         return None
+    if finishes(run, frame_range):
+        return finish(finish_job(run), quiet=quiet, log=log)
     path, audio, audio_start_s = video_target(run, frame_range)
     if is_current(path, [*paths, run.dir / RESOLVED]):
         return path  # a finished run resumed again: the video already holds these frames and settings
@@ -78,3 +84,28 @@ def audio_track(p) -> Path | None:
         if source_audio(p.init_video):
             return Path(p.init_video)
     return None
+
+
+def finishes(run: Run, frame_range: range) -> bool:
+    """The whole render, and its output section asks for finishing steps (a sub-range gets its plain clip)."""
+    return len(frame_range) == run.preset.max_frames and needs_finishing(run.preset.output)
+
+
+def finish_job(run: Run) -> FinishJob:
+    """The run's finishing: every frame, its fps, output section and sound (from where the frames start)."""
+    p = run.preset
+    _, audio, audio_start_s = video_target(run, range(p.max_frames))
+    return FinishJob(run.dir, tuple(run.frame_path(f) for f in range(p.max_frames)), p.fps, p.output, audio,
+                     audio_start_s, p.allow_pickle, p.device)
+
+
+def finish_run(run: Run, *, quiet: bool = True, redo: bool = False, log=None) -> Path | None:
+    """`render.py finish RUN_DIR`: the finishing steps of a run whose frames are all rendered, the output settings
+    (changed by overrides) recorded in preset.resolved.yaml first."""
+    missing = [f for f in range(run.preset.max_frames) if not is_complete_png(run.frame_path(f))]
+    if missing:
+        raise InputError(f"{run.dir}: {len(missing)} frame(s) not rendered yet (first {run.frame_path(missing[0])}); "
+                         f"finish the render with --resume {run.dir}")
+    run.write_plan()
+    sweep_video_temps(run)
+    return finish(finish_job(run), quiet=quiet, redo=redo, log=log)

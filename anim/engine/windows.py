@@ -16,10 +16,10 @@ from tqdm import tqdm
 from anim.diffusion.animatediff import Window
 from anim.diffusion.crossframe import encode_anchor
 from anim.diffusion.diffuse import ControlInput
+from anim.diffusion.noise import NoiseSettings, adjust, seed_noise
 from anim.errors import ModelError
 from anim.models import set_lora_weights
 from anim.plan import window_layout
-from anim.preset.schedules import lora_column
 
 
 def render_windows(loop, todo: list[int], quiet: bool, should_stop, stopped) -> None:
@@ -72,22 +72,30 @@ def build_window(maker, rows: list[dict], fixed: list[torch.Tensor], sources: li
     from each frame's seed, per-frame prompt conditioning, and the settings of its first new frame."""
     p = maker.preset
     first = rows[n_fixed]
-    if p.loras:
-        set_lora_weights(maker.models, [first[lora_column(i)] for i in range(len(p.loras))])
+    if p.loras or maker.tag_loras:
+        set_lora_weights(maker.models, maker.lora_weights(first))
     vae = maker.models.vae
     latents = torch.cat([encode_anchor(vae, image) for image in [*fixed, *sources]])
     shape = (1, *latents.shape[1:])
-    noise = torch.cat([torch.randn(shape, generator=torch.Generator("cpu").manual_seed(int(row["seed"])))
-                       for row in rows])
+    noise = torch.cat([frame_noise(row, shape) for row in rows])
     pairs = [maker.encoder.conditioning(row["prompt"], row["negative_prompt"], row["blend_prompt"],
-                                        row["blend_negative_prompt"], row["blend_weight"], mode=p.prompt_blend_mode)
+                                        row["blend_negative_prompt"], row["blend_weight"], mode=p.prompt_blend_mode,
+                                        clip_skip=int(row["clip_skip"]))
              for row in rows]
     length = max(t.shape[1] for pair in pairs for t in pair)
     cond = torch.cat([maker.encoder.pad_to(c, length) for c, _ in pairs])
     uncond = torch.cat([maker.encoder.pad_to(u, length) for _, u in pairs])
     return Window(latents=latents, noise=noise, cond=cond, uncond=uncond, fixed=n_fixed,
                   denoise=float(first["denoise"]), cfg_scale=float(first["cfg_scale"]), steps=int(first["steps"]),
-                  sampler=p.sampler, seed=int(first["seed"]), width=p.width, height=p.height, controls=controls)
+                  sampler=first.get("sampler", p.sampler), seed=int(first["seed"]), width=p.width, height=p.height,
+                  controls=controls, eta=float(first["ddim_eta"]))
+
+
+def frame_noise(row: dict, shape: tuple[int, ...]) -> torch.Tensor:
+    """A frame's own noise from its seed, with its variation seed and noise multiplier (A1111's)."""
+    settings = NoiseSettings(int(row["subseed"]), float(row["subseed_strength"]), float(row["noise_multiplier"]))
+    noise = seed_noise(int(row["seed"]), shape)
+    return adjust(noise, settings) if settings.active else noise
 
 
 def window_controls(maker, frames: range, rows: list[dict], n_fixed: int) -> list[ControlInput]:
@@ -104,5 +112,5 @@ def window_controls(maker, frames: range, rows: list[dict], n_fixed: int) -> lis
         if weight == 0.0 or end <= begin:
             continue
         images = torch.cat([from_uint8_hwc(maker.units.map_for(unit, frame), maker.device) for frame in frames])
-        units.append(ControlInput(unit.model, images, weight, begin, end))
+        units.append(ControlInput(unit.model, images, weight, begin, end, control_mode=unit.control_mode))
     return units

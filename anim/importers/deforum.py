@@ -12,15 +12,21 @@ from typing import Any
 
 from anim.errors import PresetError
 from anim.importers.common import Imported, flag, number, path_value, unquote, whole
+from anim.importers.deforum_a1111 import import_a1111
 from anim.importers.deforum_controlnet import import_controlnet, import_soundtrack, note_hybrid
 from anim.importers.deforum_defaults import IF_MISSING, RENAMED, VALUE_FIXES
 from anim.importers.deforum_modes import (
     import_parseq_manifest,
     interpolation_as_blends,
-    note_extras,
     video_input_frames,
 )
-from anim.importers.deforum_sampler import import_model, import_sampler, import_steps
+from anim.importers.deforum_sampler import (
+    import_checkpoint_schedule,
+    import_model,
+    import_sampler,
+    import_sampler_schedule,
+    import_steps,
+)
 from anim.importers.deforum_tables import COLOR_COHERENCE, DEPTH_MODEL, FLOW_METHOD
 from anim.importers.reader import Reader
 from anim.importers.schedule_text import map_values
@@ -59,6 +65,8 @@ def from_deforum(settings: dict, key_lines: dict[str, int] | None = None) -> Imp
     cadence = import_cadence(r, mode)
     import_model(r)
     import_sampler(r)
+    import_sampler_schedule(r)
+    import_checkpoint_schedule(r)
     import_steps(r)
     import_seeds(r, cadence)
     import_prompts(r)
@@ -66,7 +74,7 @@ def from_deforum(settings: dict, key_lines: dict[str, int] | None = None) -> Imp
     import_schedules(r, mode)
     import_motion(r, mode)
     import_color(r)
-    note_extras(r)
+    import_a1111(r)
     import_controlnet(r)
     import_soundtrack(r)
     note_hybrid(r)
@@ -285,6 +293,12 @@ def import_schedules(r: Reader, mode: str) -> None:
 
 def import_motion(r: Reader, mode: str) -> None:
     """Border (2D: border, 3D: padding_mode), sampling mode, aspect ratio, depth model, depth maps."""
+    if flag(r.get("enable_perspective_flip")) and mode in ("2d", "3d"):
+        r.put(("motion", "enable_perspective_flip"), True, "enable_perspective_flip")
+        for name in ("theta", "phi", "gamma", "fv"):
+            key = f"perspective_flip_{name}"
+            r.put(("motion", key), r.schedule(key), key)
+    r.take("enable_perspective_flip")
     if mode == "3d":
         padding = str(r.get("padding_mode") or "border").strip().lower()
         r.put(("motion", "border"), PADDING.get(padding, "replicate"), "padding_mode")
@@ -345,5 +359,10 @@ def import_color(r: Reader) -> None:
     noise_type = str(r.raw("noise_type") or "uniform").strip().lower()
     r.take("noise_type")
     r.put(("noise_type",), "perlin" if noise_type == "perlin" else "gaussian", "noise_type")
-    for key in ("perlin_w", "perlin_h") + (("perlin_octaves", "perlin_persistence") if noise_type != "perlin" else ()):
+    for key in ("perlin_w", "perlin_h", "perlin_octaves", "perlin_persistence"):
         r.take(key)  # perlin_w/h are never saved by Deforum's UI; octaves/persistence act only for perlin
+    if noise_type == "perlin":
+        octaves, persistence = whole(r.get("perlin_octaves")), number(r.get("perlin_persistence"))
+        r.put(("perlin_octaves",), min(max(octaves if octaves is not None else 4, 1), 7), "perlin_octaves")
+        r.put(("perlin_persistence",), min(max(persistence if persistence is not None else 0.5, 0.0), 1.0),
+              "perlin_persistence")

@@ -4,20 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from anim.importers.common import flag, path_value, whole
+from anim.importers.common import flag, number, path_value, whole
 from anim.importers.deforum_tables import CN_MODULE, CN_RESIZE, controlnet_model_id
 
 UNITS = range(1, 6)
 # anim unit field -> the cn_N_ key it comes from (for error messages)
 FIELD_SOURCES = {"model": "model", "input": "vid_path", "annotator": "module", "weight": "weight",
                  "guidance_start": "guidance_start", "guidance_end": "guidance_end", "resize": "resize_mode",
-                 "annotator_options": "threshold_a"}
+                 "annotator_options": "module", "control_mode": "control_mode", "pixel_perfect": "pixel_perfect",
+                 "processor_res": "processor_res", "threshold_a": "threshold_a", "threshold_b": "threshold_b"}
 UNIT_KEYS = ("overwrite_frames", "vid_path", "mask_vid_path", "enabled", "low_vram", "pixel_perfect", "module",
              "model", "weight", "guidance_start", "guidance_end", "processor_res", "threshold_a", "threshold_b",
              "resize_mode", "control_mode", "loopback_mode")
 OLD_BLOCK = ("controlnet_enabled", "controlnet_scribble_mode", "controlnet_rgbbgr_mode", "controlnet_lowvram",
              "controlnet_module", "controlnet_model", "controlnet_weight", "controlnet_guidance_strength",
              "controlnet_processor_res", "controlnet_threshold_a", "controlnet_threshold_b", "controlnet_resize_mode")
+# sd-webui-controlnet's Control Mode labels (also its 0/1/2 API values) -> anim control_mode
+CN_CONTROL_MODE = {"balanced": "balanced", "my prompt is more important": "prompt",
+                   "controlnet is more important": "controlnet", "0": "balanced", "1": "prompt", "2": "controlnet"}
+# the annotators A1111 gives threshold sliders (anim.control.unit_settings.THRESHOLDS): canny low/high, mlsd
+# value/distance; Deforum stores threshold_a/b for every module (64 when the module has none)
+THRESHOLD_ANNOTATORS = ("canny", "mlsd")
 
 
 def import_controlnet(r) -> None:
@@ -38,13 +45,13 @@ def import_controlnet(r) -> None:
             unit["guidance_end"] = r.schedule(prefix + "guidance_end")
             unit["resize"] = _resize(r, prefix + "resize_mode")
             _thresholds(r, prefix, unit)
+            _resolution(r, prefix, unit)
+            _control_mode(r, prefix, unit)
             units.append(unit)
             origins.append({field: prefix + source for field, source in FIELD_SOURCES.items()})
-        for key in ("overwrite_frames", "low_vram", "pixel_perfect", "processor_res", "mask_vid_path"):
+        for key in ("overwrite_frames", "low_vram", "pixel_perfect", "processor_res", "mask_vid_path", "threshold_a",
+                    "threshold_b", "control_mode"):
             r.take(prefix + key)
-        mode = str(r.get(prefix + "control_mode") or "Balanced")
-        if mode != "Balanced":
-            r.note(prefix + "control_mode", mode, "control modes other than Balanced are not carried yet")
     if flag(r.get("controlnet_enabled")):  # early 2023: its input video was an upload the file does not hold
         r.note("controlnet_enabled", True, f"the single ControlNet unit of early 2023 ({r.get('controlnet_module')}, "
                                            f"{r.get('controlnet_model')}) is not carried: its input video is not in "
@@ -90,10 +97,39 @@ def _unit(r, prefix: str, module: Any, model: Any, video: str | None, loopback: 
 
 
 def _thresholds(r, prefix: str, unit: dict) -> None:
-    """Canny's low/high thresholds are the unit's threshold_a/b (other preprocessors keep their defaults)."""
-    low, high = whole(r.get(prefix + "threshold_a")), whole(r.get(prefix + "threshold_b"))
-    if unit["annotator"] == "canny" and low is not None and high is not None:
-        unit["annotator_options"] = {"low_threshold": low, "high_threshold": high}
+    """threshold_a/b for the annotators A1111 gives sliders (canny: whole low/high thresholds, mlsd: value/distance
+    thresholds); for the others Deforum's stored values mean nothing and are left out."""
+    if unit["annotator"] not in THRESHOLD_ANNOTATORS:
+        return
+    read = whole if unit["annotator"] == "canny" else number
+    for key in ("threshold_a", "threshold_b"):
+        value = read(r.get(prefix + key))
+        if value is not None:
+            unit[key] = value
+
+
+def _resolution(r, prefix: str, unit: dict) -> None:
+    """pixel_perfect, else processor_res (what Deforum hands the extension), for annotators that work at a
+    resolution; `none` (and tile) pass the frame through. A processor_res <= 0 (the API's "default") is left out."""
+    if unit["annotator"] == "none":
+        return
+    if flag(r.get(prefix + "pixel_perfect")):
+        unit["pixel_perfect"] = True
+        return
+    resolution = whole(r.get(prefix + "processor_res"))
+    if resolution is not None and resolution > 0:
+        unit["processor_res"] = resolution
+
+
+def _control_mode(r, prefix: str, unit: dict) -> None:
+    """Control Mode "Balanced" | "My prompt is more important" | "ControlNet is more important" -> balanced |
+    prompt | controlnet (balanced, the default, is left out; an unknown label is noted and balanced)."""
+    label = str(r.get(prefix + "control_mode") or "Balanced").strip()
+    mode = CN_CONTROL_MODE.get(label.lower())
+    if mode is None:
+        r.note(prefix + "control_mode", label, "unknown control mode; Balanced is used")
+    elif mode != "balanced":
+        unit["control_mode"] = mode
 
 
 def _resize(r, key: str) -> str:

@@ -5,20 +5,9 @@ from __future__ import annotations
 import json
 
 from anim.errors import PresetError
-from anim.importers.common import flag, is_url, number
+from anim.importers.common import flag, is_url
 from anim.importers.parseq import from_parseq, merge_parseq
 from anim.importers.reader import Reader
-
-
-def note_extras(r: Reader) -> None:
-    """Deforum settings that act by default but have no anim equivalent yet: noted when they change a frame
-    (a file older than the setting rendered without it)."""
-    if "enable_noise_multiplier_scheduling" in r.settings and flag(r.get("enable_noise_multiplier_scheduling")):
-        spec = r.get("noise_multiplier_schedule")
-        if number(spec) != 1.0 and "".join(str(spec).split()) not in ("0:(1)", "0:(1.0)"):
-            r.note("noise_multiplier_schedule", spec, "A1111's noise multiplier for img2img is not carried yet")
-    else:
-        r.take("noise_multiplier_schedule")
 
 
 def video_input_frames(r: Reader) -> None:

@@ -9,6 +9,9 @@ from anim.importers.deforum_tables import (
     SAMPLER_INDEX_2022,
     SCHEDULER_SUFFIX,
 )
+from anim.importers.schedule_text import join_keyframes
+from anim.keyframes.schedule import keyframe_texts
+from anim.keyframes.texts import undecorate_text
 
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 
@@ -41,14 +44,7 @@ def sampler_label(r) -> str:
 def import_sampler(r) -> None:
     """sampler + scheduler -> anim's sampler name; what cannot be matched exactly is noted."""
     label = sampler_label(r)
-    scheduler = str(r.raw("scheduler") or "").strip().lower()  # only files of A1111 >= 1.9 have it
-    r.take("scheduler")
-    if scheduler == "automatic":
-        schedule = AUTOMATIC_SCHEDULE.get(label.lower(), "")
-    else:
-        schedule = scheduler
-    suffix = SCHEDULER_SUFFIX.get(schedule)
-    full = label if "karras" in label.lower() else label + (suffix or "")
+    full, suffix, schedule = with_scheduler(label, file_scheduler(r))
     name = SAMPLER_BY_LABEL.get(full.lower())
     if name is None:
         name = SAMPLER_BY_LABEL.get(label.lower())
@@ -60,6 +56,65 @@ def import_sampler(r) -> None:
         r.note("sampler", r.get("sampler"), "this sampler is not in anim; Euler a is used")
         name = "euler_a"
     r.put(("sampler",), name, "sampler")
+
+
+def file_scheduler(r) -> str:
+    """A1111 >= 1.9's `scheduler` (the noise schedule, apart from the sampler label), lower case; '' when absent."""
+    r.take("scheduler")
+    return str(r.raw("scheduler") or "").strip().lower()
+
+
+def with_scheduler(label: str, scheduler: str) -> tuple[str, str | None, str]:
+    """(the label with the schedule `scheduler` names, e.g. "DPM++ 2M" + Karras = "DPM++ 2M Karras"; the schedule's
+    label suffix, None when anim has no such schedule; the schedule). "Automatic" is the sampler's own default."""
+    schedule = AUTOMATIC_SCHEDULE.get(label.lower(), "") if scheduler == "automatic" else scheduler
+    suffix = SCHEDULER_SUFFIX.get(schedule)
+    return (label if "karras" in label.lower() else label + (suffix or "")), suffix, schedule
+
+
+def import_sampler_schedule(r) -> None:
+    """enable_sampler_scheduling + sampler_schedule -> sampler_schedule with anim's names. Deforum hands each frame's
+    label (casefolded) and the file's `scheduler` to A1111; a label anim lacks is noted and its keyframe left out
+    (the sampler before it holds)."""
+    if not flag(r.get("enable_sampler_scheduling")):
+        r.take("sampler_schedule")
+        return
+    text = r.text_schedule("sampler_schedule")
+    scheduler = file_scheduler(r)
+    kept, missing, plain = [], [], []
+    for key, value in keyframe_texts(text, "sampler_schedule"):
+        label = undecorate_text(value)[0]
+        full, _, _ = with_scheduler(label, scheduler)
+        name = SAMPLER_BY_LABEL.get(full.lower()) or SAMPLER_BY_LABEL.get(label.lower())
+        if name is None:
+            missing.append(label)
+            continue
+        kept.append((key, f"({name})"))
+        if full.lower() not in SAMPLER_BY_LABEL:
+            plain.append(full)
+    if missing:
+        r.note("sampler_schedule", text, f"sampler(s) {', '.join(map(repr, missing))} not in anim: their keyframes "
+                                         "are left out")
+    if plain:
+        r.note("sampler_schedule", text, f"{', '.join(map(repr, plain))} not in anim: the sampler's own schedule is "
+                                         "used")
+    if kept:
+        r.put(("sampler_schedule",), join_keyframes(kept), "sampler_schedule")
+
+
+def import_checkpoint_schedule(r) -> None:
+    """enable_checkpoint_scheduling + checkpoint_schedule -> checkpoint_schedule: A1111 checkpoint names (a title's
+    " [hash]" dropped) carried as written, with a note: anim needs each one's path (or a hub id)."""
+    if not flag(r.get("enable_checkpoint_scheduling")):
+        r.take("checkpoint_schedule")
+        return
+    text = r.text_schedule("checkpoint_schedule")
+    pairs = [(key, undecorate_text(value)[0].split(" [", 1)[0].strip()) for key, value in
+             keyframe_texts(text, "checkpoint_schedule")]
+    r.put(("checkpoint_schedule",), join_keyframes([(key, f'("{name}")') for key, name in pairs]),
+          "checkpoint_schedule")
+    r.note("checkpoint_schedule", text, "A1111's checkpoint names: set each to its path (or a hub id); every model "
+                                        "named is loaded and kept in memory, all SD1.5 or all SDXL")
 
 
 def import_steps(r) -> None:

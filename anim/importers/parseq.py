@@ -3,6 +3,7 @@ uses them: motion fields from their `<field>_delta` (per-frame moves; zoom's del
 everything else absolute; fields the export does not have keep the preset's own schedules."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from anim.errors import PresetError
@@ -18,11 +19,12 @@ ABSOLUTE = {
     "transform_center_y": ("motion", "transform_center_y"), "aspect_ratio": ("motion", "aspect_ratio"),
     "antiblur_kernel": ("unsharp_kernel",), "antiblur_sigma": ("unsharp_sigma",),
     "antiblur_amount": ("unsharp_amount",), "antiblur_threshold": ("unsharp_threshold",),
-    "steps_schedule": ("steps",),
+    "steps_schedule": ("steps",), "subseed": ("subseed",), "subseed_strength": ("subseed_strength",),
+    "clipskip": ("clip_skip",), "noise_multiplier": ("noise_multiplier",), "ddim_eta": ("ddim_eta",),
+    **{f"perspective_flip_{n}": ("motion", f"perspective_flip_{n}") for n in ("theta", "phi", "gamma", "fv")},
 }
-NOT_CARRIED = ("perspective_flip_theta", "perspective_flip_phi", "perspective_flip_gamma", "perspective_flip_fv",
-               "subseed", "subseed_strength", "sampler_schedule", "checkpoint", "clipskip", "noise_multiplier",
-               "pix2pix_img_cfg_scale", "hybrid_comp_alpha", "hybrid_flow_factor", "ddim_eta", "ancestral_eta")
+NOT_CARRIED = ("sampler_schedule", "checkpoint", "pix2pix_img_cfg_scale", "hybrid_comp_alpha", "hybrid_flow_factor",
+               "ancestral_eta")
 IGNORED_SUFFIXES = ("_delta", "_pc")
 
 
@@ -93,6 +95,8 @@ def from_parseq(export: dict, source: str, n_units: int = 0, use_deltas: bool = 
         out.put(("seed_behavior",), "schedule", "seed")
         out.put(("seed_schedule",), {f: float(int(v)) for f, v in seeds.items()}, "seed")
         used.add("seed")
+        if "subseed" not in first and any(v != int(v) for v in seeds.values()):
+            _seed_travel(seeds, out)
     for i in range(n_units):
         for key in ("weight", "guidance_start", "guidance_end"):
             field = f"cn_{i + 1}_{key}"
@@ -107,6 +111,14 @@ def from_parseq(export: dict, source: str, n_units: int = 0, use_deltas: bool = 
         reason = "not carried yet" if field in NOT_CARRIED else "not a field anim reads"
         out.note(field, first[field], reason)
     return out
+
+
+def _seed_travel(seeds: dict[int, float], out: Imported) -> None:
+    """Fractional seeds (Parseq's seed travel) as A1111 variation seeds: seed floor(s), subseed floor(s) + 1,
+    strength the fraction, so the noise slerps from one seed's toward the next's."""
+    out.put(("subseed",), {f: float(math.floor(v) + 1) for f, v in seeds.items()}, "seed")
+    out.put(("subseed_strength",), {f: round(v - math.floor(v), 12) for f, v in seeds.items()}, "seed")
+    out.put(("seed_schedule",), {f: float(math.floor(v)) for f, v in seeds.items()}, "seed")
 
 
 def _prompts(frames: list[tuple[int, dict]], out: Imported) -> None:

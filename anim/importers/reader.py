@@ -10,7 +10,8 @@ from anim.errors import PresetError, ScheduleError
 from anim.importers.common import Imported, is_url, number, whole
 from anim.importers.deforum_defaults import DEFORUM_DEFAULTS, METADATA_KEYS, NUMBER_TO_SCHEDULE, OLD_DEFAULTS
 from anim.importers.schedule_text import dedupe, drop_past
-from anim.keyframes import parse_schedule
+from anim.keyframes import parse_schedule, parse_text_schedule
+from anim.keyframes.schedule import keyframe_spans
 
 # Settings that change where/how Deforum saves files or its UI, not the frames: never reported.
 NO_EFFECT_ON_FRAMES = frozenset({
@@ -95,6 +96,20 @@ class Reader:
         try:
             text = self._deforum_keyframes(key, value)
             parse_schedule(text, key)
+        except ScheduleError as exc:
+            raise PresetError(str(exc)) from None
+        return text
+
+    def text_schedule(self, key: str) -> str:
+        """A string-valued schedule (sampler_schedule, checkpoint_schedule) with Deforum's keyframe rules (as
+        `schedule`), its syntax checked now (anim.keyframes.texts) so a malformed one is named by its Deforum key."""
+        value = self.get(key)
+        if not isinstance(value, str):
+            raise PresetError(f"{key}: expected a schedule text such as '0: (\"Euler a\")', got {value!r}")
+        try:
+            keyframe_spans(value, key)  # unbalanced parentheses named by the file's key before the rewrite
+            text = self._deforum_keyframes(key, value)
+            parse_text_schedule(text, key)
         except ScheduleError as exc:
             raise PresetError(str(exc)) from None
         return text

@@ -227,13 +227,16 @@ def keyframe_texts(text: str, name: str = "schedule") -> list[tuple[str, str]]:
     """(key text, value text) of each keyframe of a Deforum string, split exactly as the parser splits it
     (top-level commas, each keyframe's first top-level colon); a lone value has the key ''. For tools that
     rewrite schedule text (anim.importers); ScheduleError on unbalanced parentheses."""
-    pieces = []
-    for start, end in _top_level(text, 0, len(text), ",", Where(name, text)):
-        if text[start:end].strip():
-            colon = _first_colon(text, start, end)
-            pieces.append(("", text[start:end].strip()) if colon < 0 else
-                          (text[start:colon].strip(), text[colon + 1:end].strip()))
-    return pieces
+    return [("", text[start:end].strip()) if colon < 0 else (text[start:colon].strip(), text[colon + 1:end].strip())
+            for start, colon, end in keyframe_spans(text, name)]
+
+
+def keyframe_spans(text: str, name: str = "schedule") -> list[tuple[int, int, int]]:
+    """(start, colon, end) of each non-blank keyframe of a Deforum string, split as keyframe_texts splits it: the
+    key is text[start:colon], the value text[colon+1:end]; colon is -1 for a piece without one. Offsets let a
+    caller name the column of a bad value (anim.keyframes.texts); ScheduleError on unbalanced parentheses."""
+    return [(start, _first_colon(text, start, end), end)
+            for start, end in _top_level(text, 0, len(text), ",", Where(name, text)) if text[start:end].strip()]
 
 
 def _mapping_entry(raw_key, raw_value, name: str) -> Keyframe:

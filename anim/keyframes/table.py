@@ -21,6 +21,8 @@ from anim.keyframes.prompts import PromptFrame
 PROMPT_FIELDS = ("prompt", "negative_prompt", "blend_prompt", "blend_negative_prompt")
 TAIL_FIELDS = ("blend_weight",) + PROMPT_FIELDS
 RESERVED = ("frame",) + TAIL_FIELDS
+# Text columns (anim.keyframes.texts): CSV columns read back as text by their name, whatever the cells hold.
+TEXT_FIELDS = ("sampler", "checkpoint")
 _INT_TEXT = re.compile(r"[+-]?\d+")
 
 
@@ -56,13 +58,28 @@ def _cell(value) -> str:
     return str(int(value)) if isinstance(value, (int, np.integer)) else repr(float(value))
 
 
+def _as_texts(name: str, values, count: int) -> tuple[str, ...]:
+    """A text column (one of TEXT_FIELDS) as a tuple of str, one per frame."""
+    if name not in TEXT_FIELDS:
+        raise ValueError(f"text column {name!r} is not one of {', '.join(TEXT_FIELDS)}")
+    texts = tuple(str(v) for v in values)
+    if len(texts) != count:
+        raise ValueError(f"text column {name!r} has {len(texts)} values, expected {count}")
+    return texts
+
+
 class FrameTable:
-    """Columns of per-frame numbers (insertion order kept) plus one PromptFrame per frame."""
+    """Columns of per-frame numbers (insertion order kept), text columns (sampler, checkpoint) and one PromptFrame
+    per frame."""
 
     def __init__(self, columns: Mapping[str, np.ndarray], prompts: Sequence[PromptFrame], *,
-                 frames: Sequence[int] | None = None):
+                 frames: Sequence[int] | None = None, texts: Mapping[str, Sequence[str]] | None = None):
         count = len(prompts)
         self._columns = {name: _as_column(name, values, count) for name, values in columns.items()}
+        self._texts = {name: _as_texts(name, values, count) for name, values in (texts or {}).items()}
+        clash = set(self._columns) & set(self._texts)
+        if clash:
+            raise ValueError(f"columns {sorted(clash)} are both numeric and text")
         self._prompts = tuple(prompts)
         self._frames = np.arange(count, dtype=np.int64) if frames is None else _as_column("frames", frames, count)
 
@@ -83,6 +100,17 @@ class FrameTable:
     def prompts(self) -> tuple[PromptFrame, ...]:
         return self._prompts
 
+    @property
+    def text_names(self) -> list[str]:
+        """Text column names, in order."""
+        return list(self._texts)
+
+    def texts(self, name: str) -> tuple[str, ...]:
+        """The values of one text column."""
+        if name not in self._texts:
+            raise KeyError(f"no text column {name!r}; text columns: {', '.join(self._texts) or 'none'}")
+        return self._texts[name]
+
     def column(self, name: str) -> np.ndarray:
         """The values of one numeric column (read-only)."""
         if name not in self._columns:
@@ -90,11 +118,13 @@ class FrameTable:
         return self._columns[name]
 
     def row(self, i: int) -> dict:
-        """Row i as plain Python values: frame, numeric columns, blend_weight, prompt texts."""
+        """Row i as plain Python values: frame, numeric columns, text columns, blend_weight, prompt texts."""
         p = self._prompts[i]
         row = {"frame": int(self._frames[i])}
         for name, values in self._columns.items():
             row[name] = values[i].item()
+        for name, texts in self._texts.items():
+            row[name] = texts[i]
         row["blend_weight"] = float(p.blend_weight)
         row.update({field: getattr(p, field) for field in PROMPT_FIELDS})
         return row
@@ -114,18 +144,19 @@ class FrameTable:
         return [where[int(f)] for f in frames]
 
     def to_csv(self, path: str | os.PathLike, frames: Iterable[int] | None = None) -> None:
-        """Write frame, numeric columns, blend_weight, prompt texts; atomically (temp + replace)."""
-        header = ["frame", *self._columns, *TAIL_FIELDS]
+        """Write frame, numeric columns, text columns, blend_weight, prompt texts; atomically (temp + replace)."""
+        header = ["frame", *self._columns, *self._texts, *TAIL_FIELDS]
+        plain = set(PROMPT_FIELDS) | set(self._texts)
         with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(header)
             for i in self._indices(frames):
                 row = self.row(i)
-                writer.writerow([_cell(row[h]) if h not in PROMPT_FIELDS else row[h] for h in header])
+                writer.writerow([row[h] if h in plain else _cell(row[h]) for h in header])
 
     @classmethod
     def from_csv(cls, path: str | os.PathLike) -> FrameTable:
-        """Read a table written by to_csv; all-integer columns come back as int64."""
+        """Read a table written by to_csv; all-integer columns come back as int64, TEXT_FIELDS as text."""
         with open(path, newline="", encoding="utf-8") as handle:
             reader = csv.reader(handle)
             header = next(reader, None)
@@ -134,11 +165,12 @@ class FrameTable:
             raise ValueError(f"{path}: not a schedule table (header {header!r})")
         names = header[1:-len(TAIL_FIELDS)]
         cells = list(zip(*records)) if records else [()] * len(header)
-        columns = {name: _parse_cells(cells[1 + j]) for j, name in enumerate(names)}
+        columns = {name: _parse_cells(cells[1 + j]) for j, name in enumerate(names) if name not in TEXT_FIELDS}
+        texts = {name: cells[1 + j] for j, name in enumerate(names) if name in TEXT_FIELDS}
         weight_at = 1 + len(names)
         prompts = [PromptFrame(r[weight_at + 1], r[weight_at + 2], r[weight_at + 3], r[weight_at + 4],
                                float(r[weight_at])) for r in records]
-        return cls(columns, prompts, frames=_parse_cells(cells[0]))
+        return cls(columns, prompts, frames=_parse_cells(cells[0]), texts=texts)
 
     def plot(self, path: str | os.PathLike) -> None:
         """Small line plot per varying column (or a note that all values are constant); atomic."""

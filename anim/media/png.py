@@ -17,11 +17,13 @@ import numpy as np
 from PIL import Image, PngImagePlugin
 
 from anim.errors import InputError
+from anim.keyframes.networks import column_network, tag_text
 from anim.media.files import atomic_write_bytes
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_END = b"IEND\xaeB`\x82"  # the last 8 bytes of every complete PNG
 ROW_CHUNK = "anim"  # iTXt key holding the frame's FrameTable row as JSON
+NOT_IN_ALIAS = str.maketrans("", "", ":,")  # A1111 drops these from a LoRA's name in "Lora hashes"
 
 
 def _fmt(value: Any) -> str:
@@ -34,8 +36,9 @@ def _fmt(value: Any) -> str:
 
 
 def a1111_parameters(row: dict, *, width: int, height: int, sampler_label: str, model_hash: str,
-                     model_name: str, denoise: float | None) -> str:
-    """The `parameters` text A1111 and its readers parse: prompt, negative, then `Key: value` pairs."""
+                     model_name: str, denoise: float | None, lora_hashes: dict[str, str] | None = None) -> str:
+    """The `parameters` text A1111 and its readers parse: prompt (with its LoRA tags), negative, then `Key: value`
+    pairs; `lora_hashes` ({name: short hash} of the tagged LoRAs) gives A1111's "Lora hashes"."""
     fields: dict[str, Any] = {
         "Steps": int(row["steps"]),
         "Sampler": sampler_label,
@@ -50,9 +53,39 @@ def a1111_parameters(row: dict, *, width: int, height: int, sampler_label: str, 
     fields["Frame"] = int(row["frame"])
     if row.get("blend_weight", 0.0) > 0.0:
         fields["Prompt blend"] = float(row["blend_weight"])
+    fields.update(a1111_noise_fields(row))
     pairs = ", ".join(f"{key}: {_fmt(value)}" for key, value in fields.items())
+    acting = tagged_loras(row)
+    hashes = ", ".join(f"{name.translate(NOT_IN_ALIAS)}: {lora_hashes[name]}" for name in acting
+                       if (lora_hashes or {}).get(name))
+    if hashes:
+        pairs += f", Lora hashes: {json.dumps(hashes)}"  # quoted, as A1111 quotes a value holding ':'
     negative = f"\nNegative prompt: {row['negative_prompt']}" if row.get("negative_prompt") else ""
-    return f"{row['prompt']}{negative}\n{pairs}"
+    prompt = " ".join(part for part in (row["prompt"], *(tag_text(n, w) for n, w in acting.items())) if part)
+    return f"{prompt}{negative}\n{pairs}"
+
+
+def tagged_loras(row: dict) -> dict[str, float]:
+    """{name: weight} of the prompt-tagged LoRAs acting on the frame (a `lora:NAME` column that is not 0). The
+    infotext's prompt carries them as <lora:NAME:WEIGHT> tags (A1111 keeps tags in its infotext prompt); the
+    weight is the frame's, crossfades included, so A1111 reproduces the frame from it."""
+    return {name: float(row[column]) for column in row
+            if (name := column_network(column)) is not None and float(row[column]) != 0.0}
+
+
+def a1111_noise_fields(row: dict) -> dict[str, Any]:
+    """Clip skip, variation seed, noise multiplier and DDIM eta as A1111 writes them: only when not the default."""
+    fields: dict[str, Any] = {}
+    if int(row.get("clip_skip", 1)) > 1:
+        fields["Clip skip"] = int(row["clip_skip"])
+    if int(row.get("subseed", -1)) >= 0 and float(row.get("subseed_strength", 0.0)) != 0.0:
+        fields["Variation seed"] = int(row["subseed"])
+        fields["Variation seed strength"] = float(row["subseed_strength"])
+    if float(row.get("noise_multiplier", 1.0)) != 1.0:
+        fields["Noise multiplier"] = float(row["noise_multiplier"])
+    if float(row.get("ddim_eta", 0.0)) != 0.0:
+        fields["Eta DDIM"] = float(row["ddim_eta"])
+    return fields
 
 
 def png_bytes(image_u8: np.ndarray, parameters: str, row: dict) -> bytes:

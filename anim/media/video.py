@@ -77,6 +77,11 @@ def _run_ffmpeg(args: Sequence[str], path: Path, what: str) -> str:
     return stderr
 
 
+def run_ffmpeg(args: Sequence[str], path: Path, what: str) -> str:
+    """Run ffmpeg with `args` (the finishing steps' filters and encoders); InputError naming `path` on failure."""
+    return _run_ffmpeg(args, path, what)
+
+
 def fps_rational(fps: float) -> str:
     """Frame rate as ffmpeg's exact rational text, e.g. 29.97002997 -> '30000/1001'."""
     if not fps > 0:
@@ -239,6 +244,29 @@ def probe_video(path: Path) -> VideoInfo:
     fps = float(meta.get("fps") or 0.0)
     duration_s = float(meta.get("duration") or n_secs or (n_frames / fps if fps else 0.0))
     return VideoInfo(int(width), int(height), fps, int(n_frames), duration_s, bool(_AUDIO_STREAM.search(header)))
+
+
+@dataclass(frozen=True)
+class Codecs:
+    """What a file's first video stream is coded as (``h264``, ``yuv420p``), and its first audio codec or None."""
+
+    video: str
+    pix_fmt: str
+    audio: str | None
+
+
+_VIDEO_CODEC = re.compile(r"^\s*Stream #\d+:\d+.*?: Video: (\w+)[^,\n]*, (\w+)", re.MULTILINE)
+_AUDIO_CODEC = re.compile(r"^\s*Stream #\d+:\d+.*?: Audio: (\w+)", re.MULTILINE)
+
+
+def probe_codecs(path: Path) -> Codecs:
+    """The codec and pixel format of a video file as ffmpeg reads them (no ffprobe in imageio-ffmpeg)."""
+    path = _require_file(path)
+    header = ffmpeg_header(path)
+    video, audio = _VIDEO_CODEC.search(header), _AUDIO_CODEC.search(header)
+    if video is None:
+        raise InputError(f"{path}: not a readable video: {last_meaningful_line(header)}")
+    return Codecs(video.group(1), video.group(2), audio.group(1) if audio else None)
 
 
 def _video_meta(path: Path) -> dict:

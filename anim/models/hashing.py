@@ -74,3 +74,37 @@ def folder_hash(folder: Path) -> str:
         if (unet / name).is_file():
             return short_hash(unet / name)
     return short_hash(unet / "config.json") if (unet / "config.json").is_file() else "0000000000"
+
+
+def _stored_lora_hash(header: bytes) -> str:
+    """The sshs_model_hash a safetensors header's metadata records (kohya's trainer writes it), if it is hex."""
+    try:
+        metadata = json.loads(header).get("__metadata__") or {}
+    except (ValueError, AttributeError):
+        return ""
+    value = str(metadata.get("sshs_model_hash", "")) if isinstance(metadata, dict) else ""
+    return value.lower() if value and all(ch in "0123456789abcdefABCDEF" for ch in value) else ""
+
+
+def lora_hash(path: Path) -> str:
+    """A1111's LoRA short hash (the infotext's "Lora hashes"): 12 hex chars of the file's recorded sshs_model_hash,
+    else of the sha256 of a .safetensors' tensor data after its header (kohya's addnet hash), else of the whole
+    file. "" when the file cannot be read."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() != ".safetensors":
+            return sha256_file(path)[:12]
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            length = int.from_bytes(handle.read(8), "little")
+            if length > path.stat().st_size - 8:  # not a safetensors header: hash the whole file
+                return sha256_file(path)[:12]
+            header = handle.read(length)
+            stored = _stored_lora_hash(header)
+            if stored:
+                return stored[:12]
+            for block in iter(lambda: handle.read(CHUNK_BYTES), b""):
+                digest.update(block)
+        return digest.hexdigest()[:12]
+    except (OSError, ValueError, OverflowError):
+        return ""

@@ -9,15 +9,33 @@ import torch
 from anim.motion.camera2d import camera_matrix_2d, warp_perspective
 from anim.motion.camera3d import warp_3d
 from anim.motion.depth import save_depth_png
+from anim.motion.perspective_flip import (
+    camera_matrix_2d_with_flip,
+    flip_border,
+    perspective_flip_matrix,
+    prewarp_3d,
+)
 
 
-def camera_matrix(row: dict, width: int, height: int) -> np.ndarray:
-    """The frame's 2D camera matrix from its row (Deforum: rotate+zoom about the centre, then translate)."""
+def camera_matrix(row: dict, width: int, height: int, flip: bool = False) -> np.ndarray:
+    """The frame's 2D camera matrix from its row (Deforum: rotate+zoom about the centre, then translate; with
+    the perspective flip, Deforum's flip @ rotation, which leaves translation out as Deforum's warp does)."""
+    if flip:
+        return camera_matrix_2d_with_flip(
+            flip_matrix(row, width, height), angle_deg=row["angle"], zoom=row["zoom"], tx_px=row["translation_x"],
+            ty_px=row["translation_y"], center_x_frac=row["transform_center_x"],
+            center_y_frac=row["transform_center_y"], width=width, height=height)
     return camera_matrix_2d(
         angle_deg=row["angle"], zoom=row["zoom"], tx_px=row["translation_x"], ty_px=row["translation_y"],
         center_x_frac=row["transform_center_x"], center_y_frac=row["transform_center_y"],
         width=width, height=height,
     )
+
+
+def flip_matrix(row: dict, width: int, height: int) -> np.ndarray:
+    """The frame's perspective-flip homography (Deforum's construction, from its four schedules)."""
+    return perspective_flip_matrix(width, height, row["perspective_flip_theta"], row["perspective_flip_phi"],
+                                   row["perspective_flip_gamma"], row["perspective_flip_fv"])
 
 
 class Camera:
@@ -30,6 +48,8 @@ class Camera:
         if self.motion.mode == "3d" and depth_model is None:
             raise ValueError("Camera: 3D motion needs a depth model")
         self.depth_model = depth_model
+        self.flip = bool(self.motion.enable_perspective_flip)
+        self.border_2d = flip_border(self.motion.border) if self.flip else self.motion.border  # Deforum's rule
         self.depth_dir = depth_dir if preset.motion.save_depth else None
 
     def move(self, image: torch.Tensor, row: dict, source_frame: int | None = None) -> torch.Tensor:
@@ -37,9 +57,10 @@ class Camera:
         if self.motion.mode == "none":
             return image
         if self.motion.mode == "2d":
-            matrix = camera_matrix(row, self.preset.width, self.preset.height)
-            return warp_perspective(image, matrix, border=self.motion.border)
-        return self.move_3d(image, row, self.depth(image, row, source_frame))
+            matrix = camera_matrix(row, self.preset.width, self.preset.height, self.flip)
+            return warp_perspective(image, matrix, border=self.border_2d)
+        depth = self.depth(image, row, source_frame)
+        return self.move_3d(self._prewarp(image, row), row, depth)
 
     def move_many(self, image: torch.Tensor, rows: list[dict], inverse: bool = False) -> torch.Tensor:
         """`image` moved by several frames' motion in order (or undone, newest first, when `inverse`).
@@ -51,13 +72,24 @@ class Camera:
         if self.motion.mode == "2d":
             total = np.eye(3)
             for row in rows:  # img_f(x) = img_{f-1}(M_f^-1 x), so the moves compose as M_last ... M_first
-                total = camera_matrix(row, self.preset.width, self.preset.height) @ total
+                total = camera_matrix(row, self.preset.width, self.preset.height, self.flip) @ total
             if inverse:
                 total = np.linalg.inv(total)
-            return warp_perspective(image, total, border=self.motion.border)
+            return warp_perspective(image, total, border=self.border_2d)
         for row in (reversed(rows) if inverse else rows):
-            image = self.move_3d(image, row, self.depth(image, row), scale=-1.0 if inverse else 1.0)
+            if inverse:
+                image = self._prewarp(self.move_3d(image, row, self.depth(image, row), scale=-1.0), row, inverse)
+            else:
+                image = self.move_3d(self._prewarp(image, row), row, self.depth(image, row))
         return image
+
+    def _prewarp(self, image: torch.Tensor, row: dict, inverse: bool = False) -> torch.Tensor:
+        """3D with the perspective flip: the image warped by the flip alone before the depth move (Deforum's
+        order; depth is estimated on the image before it), or undone after the inverse move."""
+        if not self.flip:
+            return image
+        matrix = flip_matrix(row, self.preset.width, self.preset.height)
+        return prewarp_3d(image, np.linalg.inv(matrix) if inverse else matrix, self.motion.border)
 
     def depth(self, image: torch.Tensor, row: dict, source_frame: int | None = None) -> torch.Tensor:
         """Depth of `image` in [near, far] (flat without a model); saved as depth/<source_frame>.png if asked."""

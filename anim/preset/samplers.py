@@ -6,6 +6,7 @@ own spacing. Karras variants use Karras sigmas. anim.diffusion.samplers builds t
 """
 from __future__ import annotations
 
+import difflib
 from typing import NamedTuple
 
 
@@ -51,3 +52,18 @@ SAMPLERS: dict[str, Sampler] = {
 def sampler_names() -> list[str]:
     """All valid sampler names, in table order."""
     return list(SAMPLERS)
+
+
+def sampler_by_name(text: str) -> str:
+    """anim's name of a sampler given by anim's name (`euler_a`) or A1111's label (`Euler a`), in any case (Deforum
+    casefolds its sampler_schedule); ValueError naming the valid names otherwise."""
+    wanted = text.strip().casefold()
+    by_label = {row.label.casefold(): name for name, row in SAMPLERS.items() if name != "pndm"}  # PLMS -> plms
+    found = wanted if wanted in SAMPLERS else by_label.get(wanted)
+    if found is None:
+        shown = {**{name: name for name in SAMPLERS}, **{row.label.casefold(): row.label for row in SAMPLERS.values()}}
+        close = difflib.get_close_matches(wanted, list(shown), n=1)
+        hint = f"did you mean '{shown[close[0]]}'? " if close else ""
+        raise ValueError(f"unknown sampler '{text}'; {hint}valid: {', '.join(sampler_names())} "
+                         "(or their A1111 labels, e.g. 'Euler a', 'DPM++ 2M Karras')")
+    return found

@@ -4,10 +4,12 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from anim.errors import ScheduleError
-from anim.keyframes import parse_schedule
+from anim.keyframes import TextSchedule, parse_schedule, parse_text_schedule
+from anim.preset.samplers import sampler_by_name
 from anim.preset.schema import SCHEDULED, LoadedPreset, Preset
 
 ScheduleSpec = tuple[tuple[str, ...], str, str, Any]  # (key path, column, kind, raw spec)
+TextSpec = tuple[tuple[str, ...], str, Any, str, Any]  # (key path, column, raw spec or None, default, canonical)
 CONTROL_KEYS = ("weight", "guidance_start", "guidance_end")
 
 
@@ -16,10 +18,12 @@ CONTROL_KEYS = ("weight", "guidance_start", "guidance_end")
 COLUMN_RANGES: dict[str, tuple[float, float]] = {
     "denoise": (0.0, 1.0), "steps": (1, 1000), "cfg_scale": (0.0, 100.0), "noise": (0.0, 1.0),
     "contrast": (0.0, 10.0), "zoom": (1e-3, 1e3), "fov": (1.0, 179.0), "near": (1e-3, 1e9), "far": (1e-3, 1e9),
-    "aspect_ratio": (1e-2, 1e2),
+    "aspect_ratio": (1e-2, 1e2), "perspective_flip_fv": (1.0, 179.0),
     "unsharp_amount": (0.0, 10.0), "unsharp_kernel": (1, 99), "unsharp_sigma": (0.0, 100.0),
     "unsharp_threshold": (0.0, 255.0), "video_blend": (0.0, 1.0), "flow_blend": (0.0, 1.0),
     "cross_frame_weight": (0.0, 1.0), "fusion_weight": (0.0, 1.0),
+    "clip_skip": (1, 12), "subseed": (-1, 2**32 - 1), "subseed_strength": (0.0, 1.0),
+    "noise_multiplier": (0.0, 10.0), "ddim_eta": (0.0, 1.0),
     "guidance_start": (0.0, 1.0), "guidance_end": (0.0, 1.0), "weight": (-10.0, 10.0),
 }
 
@@ -60,12 +64,32 @@ def schedule_specs(preset: Preset) -> Iterator[ScheduleSpec]:
             yield ("controlnet", str(i), key), control_column(i, key), "float", getattr(unit, key)
 
 
+def text_specs(preset: Preset) -> tuple[TextSpec, ...]:
+    """Every text schedule, in schedule.csv column order: the sampler of each frame (anim's names; A1111 labels are
+    read too) and the checkpoint of each frame (names as written, resolved like `model:`). Frames before the first
+    keyframe, or every frame without a schedule, take `sampler:` / `model:`."""
+    return ((("sampler_schedule",), "sampler", preset.sampler_schedule, preset.sampler, sampler_by_name),
+            (("checkpoint_schedule",), "checkpoint", preset.checkpoint_schedule, preset.model, None))
+
+
 def check_schedules(loaded: LoadedPreset) -> None:
     """Parse every schedule (syntax, names) so a typo fails at load, naming key and line."""
     for path, _column, _kind, spec in schedule_specs(loaded.preset):
         parse_spec(loaded, path, spec)
     if loaded.preset.seed_schedule is not None:
         parse_spec(loaded, ("seed_schedule",), loaded.preset.seed_schedule)
+    for path, _column, spec, _default, canonical in text_specs(loaded.preset):
+        if spec is not None:
+            parse_text_spec(loaded, path, spec, canonical)
+
+
+def parse_text_spec(loaded: LoadedPreset, path: tuple[str, ...], spec: Any, canonical=None) -> TextSchedule:
+    """The parsed text schedule at `path` (anim.keyframes.texts), or a PresetError naming the key, its line, the
+    schedule text and the column."""
+    try:
+        return parse_text_schedule(spec, ".".join(path), canonical)
+    except ScheduleError as exc:
+        raise loaded.error(path, strip_name(str(exc), path)) from None
 
 
 def parse_spec(loaded: LoadedPreset, path: tuple[str, ...], spec: Any):

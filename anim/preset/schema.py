@@ -1,7 +1,6 @@
 """The preset schema (pydantic): every key, its type, range and default; unknown keys are errors."""
 from __future__ import annotations
 
-import difflib
 from typing import Any, Literal, Optional, Union
 
 from pydantic import (
@@ -13,10 +12,12 @@ from pydantic import (
 )
 
 from anim.errors import PresetError
-from anim.preset.samplers import sampler_names
+from anim.preset.samplers import sampler_by_name
 
 # A scheduled value: Deforum string, bare number, or mapping frame -> number | expr | {value, ease}.
 Sched = Union[float, int, str, dict[Union[int, str], Any]]
+# A text schedule (anim.keyframes.texts): Deforum string '0: ("Euler a"), 30: ("DPM++ 2M")' or mapping frame -> text.
+TextSched = Union[str, dict[Union[int, str], Any]]
 
 
 class _Section(BaseModel):
@@ -43,6 +44,11 @@ class Motion(_Section):
     near: Sched = 200.0
     far: Sched = 10000.0
     aspect_ratio: Sched = 1.0  # 3D deforum projection: horizontal scale (Deforum's aspect_ratio_schedule)
+    enable_perspective_flip: bool = False  # Deforum's perspective flip (2D and 3D), angles in degrees
+    perspective_flip_theta: Sched = 0.0  # about the view axis (positive: clockwise on screen)
+    perspective_flip_phi: Sched = 0.0  # about the horizontal axis (positive: the bottom edge widens)
+    perspective_flip_gamma: Sched = 0.0  # about the vertical axis (positive: the left edge grows)
+    perspective_flip_fv: Sched = 53.0  # field of view of the flip's camera
     border: Literal["replicate", "wrap", "reflect", "zeros"] = "replicate"
     projection: Literal["deforum", "pinhole"] = "deforum"  # 3D: Deforum's construction, or a metric pinhole
     sampling: Literal["bicubic", "bilinear", "nearest"] = "bicubic"  # 3D warp interpolation (Deforum's default)
@@ -69,6 +75,11 @@ class ControlUnit(_Section):
     resize: Literal["fit", "crop", "stretch"] = "crop"
     annotator_model: Optional[str] = None  # hub id or local folder of the annotator's weights
     annotator_options: dict[str, Any] = Field(default_factory=dict)  # e.g. {low_threshold: 100} for canny
+    control_mode: Literal["balanced", "prompt", "controlnet"] = "balanced"  # A1111 Control Mode
+    processor_res: Optional[int] = Field(None, ge=64, le=2048)  # annotator resolution (short side, px)
+    pixel_perfect: bool = False  # annotate at the render size (A1111's Pixel Perfect; processor_res is then unused)
+    threshold_a: Optional[float] = None  # A1111's annotator sliders: canny low/high, mlsd value/distance thresholds
+    threshold_b: Optional[float] = None
 
 
 class Performance(_Section):
@@ -123,12 +134,53 @@ class AnimateDiff(_Section):
         return self
 
 
+class Interpolate(_Section):
+    """output.interpolate: `factor`-1 new frames between each pair (anim.finish.interpolate)."""
+
+    factor: int = Field(2, ge=2, le=8)
+    engine: Literal["ffmpeg", "rife", "film"] = "ffmpeg"  # ffmpeg: minterpolate, no weights; rife: local weights
+    model: Optional[str] = None  # engine rife: RIFE 4.25/4.26 weights (flownet.pkl needs allow_pickle, .safetensors)
+    slow_motion: bool = False  # keep the fps: the video lasts `factor` times longer, its sound stretched to match
+
+    @model_validator(mode="after")
+    def _engine_and_model(self) -> "Interpolate":
+        if self.engine == "film":
+            raise ValueError("engine film is not available: no maintained package provides FILM's architecture for "
+                             "PyTorch (the reference is TensorFlow); use engine rife (local RIFE weights) or ffmpeg")
+        if self.engine == "rife" and not self.model:
+            raise ValueError("engine rife needs model: the path of RIFE 4.25/4.26 weights (flownet.pkl or a "
+                             ".safetensors of it); nothing is downloaded")
+        if self.engine == "ffmpeg" and self.model:
+            raise ValueError("engine ffmpeg takes no model; remove model or use engine rife")
+        return self
+
+
+class Upscale(_Section):
+    """output.upscale: frames_upscaled/ at `factor` times the size, the video made from them (anim.finish.upscale)."""
+
+    factor: Literal[2, 4] = 2
+    model: str = "lanczos"  # lanczos | an ESRGAN-family .safetensors/.pth (spandrel reads the architecture)
+    tile: int = Field(256, ge=0, le=8192)  # model tiles of this many input pixels a side (0 = whole frame)
+
+
 class Output(_Section):
-    """Video encoding of the finished frames."""
+    """Video encoding of the finished frames, and the finishing steps (upscale, interpolate, formats)."""
 
     crf: int = Field(18, ge=0, le=51)
     audio: Optional[str] = None
     video: bool = True
+    codec: Literal["h264", "h265"] = "h264"  # of video.mp4
+    formats: list[Literal["mp4", "webm", "gif", "prores"]] = Field(default_factory=lambda: ["mp4"], min_length=1)
+    gif_max_side: int = Field(512, ge=16, le=8192)  # video.gif scaled down (never up) to this many pixels a side
+    interpolate: Optional[Interpolate] = None
+    upscale: Optional[Upscale] = None
+
+    @field_validator("formats")
+    @classmethod
+    def _each_format_once(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"lists a format twice ({', '.join(value)})")
+        return value
 
 
 class Preset(_Section):
@@ -140,6 +192,8 @@ class Preset(_Section):
     motion_adapter: Optional[str] = None  # engine animatediff: MotionAdapter hub id | folder | file | tiny
     animatediff: AnimateDiff = Field(default_factory=AnimateDiff)
     loras: list[LoRA] = Field(default_factory=list)
+    lora_dir: Optional[Union[str, list[str]]] = None  # where <lora:NAME> tags look (A1111's --lora-dir); None:
+    # models/Lora and models/LyCORIS under the current directory (anim.preset.lora_files)
     allow_pickle: bool = False
     device: str = "auto"
     dtype: Optional[Literal["fp16", "bf16", "fp32"]] = None
@@ -153,7 +207,11 @@ class Preset(_Section):
     seed_behavior: Literal["iter", "fixed", "random", "ladder", "alternate", "schedule"] = "iter"
     seed_schedule: Optional[Sched] = None
     seed_iter_n: int = Field(1, ge=1)
-    sampler: str = "euler_a"
+    subseed: Sched = -1  # A1111 variation seed (-1: none); a schedule (Deforum's subseed_schedule)
+    subseed_strength: Sched = 0.0  # 0 = the seed's noise, 1 = the subseed's (slerp between, A1111's)
+    sampler: str = "euler_a"  # anim's name or A1111's label ("DPM++ 2M Karras")
+    sampler_schedule: Optional[TextSched] = None  # Deforum's: '0: ("Euler a"), 30: ("DPM++ 2M Karras")', held
+    checkpoint_schedule: Optional[TextSched] = None  # Deforum's: '0: ("a.safetensors"), 100: ("b")', each kept loaded
     steps: Sched = 25
 
     prompts: dict[Union[int, str], str]
@@ -179,8 +237,15 @@ class Preset(_Section):
 
     denoise: Sched = 0.45  # img2img denoising strength (A1111 sense)
     cfg_scale: Sched = 7.0
+    clip_skip: Sched = 1  # A1111 "Clip skip": 1 = last CLIP layer, 2 = the one before (SD1.5 only)
+    noise_multiplier: Sched = 1.0  # A1111's img2img initial noise multiplier (Deforum's noise_multiplier_schedule)
+    ddim_eta: Sched = 0.0  # DDIM's eta (0 = deterministic); Deforum's ddim_eta_schedule
+    reroll_blank_frames: Literal["ignore", "reroll", "interrupt"] = "ignore"  # an all-black frame (Deforum's)
+    reroll_patience: int = Field(10, ge=1, le=1000)  # rerolls (seed + 1 each) before giving up
     noise: Sched = 0.02  # blend amount of seeded noise
     noise_type: Literal["gaussian", "perlin"] = "gaussian"
+    perlin_octaves: int = Field(4, ge=1, le=7)  # perlin noise: octaves and persistence (Deforum's)
+    perlin_persistence: float = Field(0.5, ge=0.0, le=1.0)
     contrast: Sched = 1.0
     unsharp_amount: Sched = 0.0
     unsharp_kernel: Sched = 5
@@ -204,11 +269,7 @@ class Preset(_Section):
     @field_validator("sampler")
     @classmethod
     def _known_sampler(cls, value: str) -> str:
-        if value.lower() not in sampler_names():
-            close = difflib.get_close_matches(value.lower(), sampler_names(), n=1)
-            hint = f"did you mean '{close[0]}'? " if close else ""
-            raise ValueError(f"unknown sampler '{value}'; {hint}valid: {', '.join(sampler_names())}")
-        return value.lower()
+        return sampler_by_name(value)
 
     @field_validator("prompts")
     @classmethod
@@ -222,6 +283,12 @@ class Preset(_Section):
         if self.flow_method.startswith("raft") and not self.allow_pickle:
             raise ValueError(f"flow_method '{self.flow_method}' reads torchvision's RAFT checkpoint, a .pth pickle; "
                              "set allow_pickle: true to load it (with torch's weights_only loader) or use dis")
+        return self
+
+    @model_validator(mode="after")
+    def _subseed_given(self) -> "Preset":
+        if isinstance(self.subseed, (int, float)) and int(self.subseed) < 0 and is_on(self.subseed_strength):
+            raise ValueError("subseed_strength is set but subseed is -1: give the variation seed (subseed: 1234)")
         return self
 
     @model_validator(mode="after")
@@ -252,9 +319,15 @@ SCHEDULED: tuple[tuple[tuple[str, ...], str, str], ...] = (
     *((("motion", n), n, "float") for n in (
         "angle", "zoom", "translation_x", "translation_y", "translation_z", "rotation_3d_x",
         "rotation_3d_y", "rotation_3d_z", "transform_center_x", "transform_center_y", "fov", "near", "far",
-        "aspect_ratio")),
+        "aspect_ratio", "perspective_flip_theta", "perspective_flip_phi", "perspective_flip_gamma",
+        "perspective_flip_fv")),
     (("denoise",), "denoise", "float"),
     (("cfg_scale",), "cfg_scale", "float"),
+    (("clip_skip",), "clip_skip", "int"),
+    (("subseed",), "subseed", "int"),
+    (("subseed_strength",), "subseed_strength", "float"),
+    (("noise_multiplier",), "noise_multiplier", "float"),
+    (("ddim_eta",), "ddim_eta", "float"),
     (("steps",), "steps", "int"),
     (("noise",), "noise", "float"),
     (("contrast",), "contrast", "float"),
@@ -327,4 +400,7 @@ def animatediff_conflicts(p: "Preset") -> list[str]:
     for index, unit in enumerate(p.controlnet):
         if unit.input == "loopback":
             problems.append(f"controlnet.{index}.input loopback: give the unit a video or image folder")
+    if p.checkpoint_schedule is not None:
+        problems.append("checkpoint_schedule is not used (the motion UNet is built on one model); remove it and "
+                        "set model:")
     return problems

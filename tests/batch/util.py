@@ -74,3 +74,24 @@ def render_starts(run_dir: Path) -> int:
     """How many times the engine started on this run folder (one `render ...` line per render_run)."""
     log = run_dir / "log.txt"
     return sum(" INFO render " in line for line in log.read_text().splitlines()) if log.exists() else 0
+
+
+def killed_then_resumed(preset: Path, out: Path, *extra, kill_at: int, total: int, timeout: float = 240) -> None:
+    """Render `preset` into `out`, SIGKILL it once `kill_at` frames are on disk, then `--resume` it; asserts the
+    kill came before the end and the resume finished all `total` frames."""
+    import signal
+    import time
+
+    process = subprocess.Popen([sys.executable, str(ROOT / "render.py"), str(preset), *map(str, extra), "--out",
+                                str(out), "--quiet"], cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while len(list((out / "frames").glob("*.png"))) < kill_at and process.poll() is None \
+            and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert len(list((out / "frames").glob("*.png"))) < total, "the render finished before it could be killed"
+    result = render_cli("--resume", out)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(list((out / "frames").glob("*.png"))) == total

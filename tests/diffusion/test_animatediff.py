@@ -93,6 +93,8 @@ def test_controlnet_units_reach_a_window(windows, tiny_models, encoder, anim_cac
     assert min(change(plain[2:], on[2:])) > 1e-4
     two = [*unit, ControlInput(net, maps.flip(-1), weight=0.5, guidance_start=0.25)]
     assert torch.isfinite(windows(window(tiny_models, encoder, controls=two))).all()
+    strong = [ControlInput(net, maps, weight=1.0, control_mode="controlnet")]  # A1111's "ControlNet is more important"
+    assert not torch.equal(windows(window(tiny_models, encoder, controls=strong)), on)
 
 
 def test_an_adapter_that_does_not_fit_is_named(tiny_models, tmp_path):

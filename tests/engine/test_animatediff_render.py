@@ -4,11 +4,6 @@ an uninterrupted one, batches render it, and what it cannot do is refused in one
 from __future__ import annotations
 
 import csv
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -17,7 +12,7 @@ import yaml
 from anim.engine.group import lockstep_key
 from anim.plan import window_layout
 from anim.preset import Preset
-from tests.batch.util import ENV, ROOT, batch_cli, render_cli
+from tests.batch.util import batch_cli, killed_then_resumed, render_cli
 from tests.engine.test_fusion_render import panning_video, pixels
 
 AD = {"engine": "animatediff", "motion_adapter": "tiny", "animatediff": {"context": 4, "overlap": 2}}
@@ -77,16 +72,7 @@ def test_sigkill_then_resume_is_identical_with_animatediff(tmp_path):
     preset = preset_file(tmp_path, frames=12)
     assert render_cli(preset, "--out", tmp_path / "whole").returncode == 0
     out = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, str(ROOT / "render.py"), str(preset), "--out", str(out), "--quiet"],
-                               cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 240
-    while len(list((out / "frames").glob("*.png"))) < 5 and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    assert len(list((out / "frames").glob("*.png"))) < 12, "the render finished before it could be killed"
-    assert render_cli("--resume", out).returncode == 0
-    assert len(pixels(out)) == 12
+    killed_then_resumed(preset, out, kill_at=5, total=12)
     assert all(np.array_equal(a, b) for a, b in zip(pixels(tmp_path / "whole"), pixels(out)))
 
 

@@ -7,12 +7,6 @@ frames are mostly the decoder's response to the UNet's noise, and attention bare
 real weights is measured by bench/coherence.py on a GPU."""
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-
 import numpy as np
 import pytest
 import yaml
@@ -20,7 +14,7 @@ from PIL import Image
 
 from anim.engine.group import has_cross_frame, lockstep_key
 from anim.preset import Preset
-from tests.batch.util import ENV, ROOT, render_cli
+from tests.batch.util import killed_then_resumed, render_cli
 
 STATIC = {"model": "tiny", "width": 64, "height": 64, "fps": 8, "max_frames": 6, "seed": 5, "steps": 3,
           "prompts": {0: "a cabin in a snowy forest"}, "motion": {"mode": "none"}, "denoise": 0.4, "noise": 0.0,
@@ -83,17 +77,8 @@ def test_sigkill_then_resume_is_identical_with_cross_frame_attention(tmp_path):
     preset = preset_file(tmp_path, max_frames=8, motion={"mode": "2d", "zoom": "0:(1.03)"})
     assert render_cli(preset, *ON, "--out", tmp_path / "whole").returncode == 0
     out = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, str(ROOT / "render.py"), str(preset), *ON, "--out", str(out),
-                                "--quiet"], cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 240
-    while len(list((out / "frames").glob("*.png"))) < 3 and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    assert len(list((out / "frames").glob("*.png"))) < 8, "the render finished before it could be killed"
-    assert render_cli("--resume", out).returncode == 0
+    killed_then_resumed(preset, out, *ON, kill_at=3, total=8)
     assert all(np.array_equal(a, b) for a, b in zip(pixels(tmp_path / "whole"), pixels(out)))
-    assert len(pixels(out)) == 8
 
 
 def test_cross_frame_runs_render_alone_in_a_batch():

@@ -3,12 +3,6 @@ makes the output steadier along the input's motion (warp error printed), a resum
 killed with SIGKILL) gives the frames of an uninterrupted one, and it needs a video."""
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-
 import cv2
 import numpy as np
 import pytest
@@ -20,7 +14,7 @@ from anim.errors import PresetError
 from anim.media.video import write_test_video
 from anim.metrics import warp_error
 from anim.preset import Preset
-from tests.batch.util import ENV, ROOT, render_cli
+from tests.batch.util import killed_then_resumed, render_cli
 
 ON = ["coherence.fusion.weight=1", "coherence.fusion.end=1"]
 
@@ -78,16 +72,7 @@ def test_sigkill_then_resume_is_identical_with_fusion(tmp_path):
     preset = preset_file(tmp_path)
     assert render_cli(preset, *ON, "--out", tmp_path / "whole").returncode == 0
     out = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, str(ROOT / "render.py"), str(preset), *ON, "--out", str(out),
-                                "--quiet"], cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 240
-    while len(list((out / "frames").glob("*.png"))) < 3 and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    assert len(list((out / "frames").glob("*.png"))) < 6, "the render finished before it could be killed"
-    assert render_cli("--resume", out).returncode == 0
-    assert len(pixels(out)) == 6
+    killed_then_resumed(preset, out, *ON, kill_at=3, total=6)
     assert all(np.array_equal(a, b) for a, b in zip(pixels(tmp_path / "whole"), pixels(out)))
 
 

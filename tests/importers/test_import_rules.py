@@ -55,7 +55,7 @@ def test_numbers_as_text_quoted_paths_and_none_values(tmp_path):
     unit = preset.controlnet[0]
     assert (unit.model, unit.input, unit.annotator, unit.resize) == ("lllyasviel/control_v11p_sd15_canny", str(video),
                                                                      "canny", "stretch")
-    assert unit.weight == "0:(0.5)" and unit.annotator_options == {"low_threshold": 50, "high_threshold": 150}
+    assert unit.weight == "0:(0.5)" and (unit.threshold_a, unit.threshold_b, unit.annotator_options) == (50, 150, {})
 
 
 def test_strength_becomes_denoise_for_numbers_and_expressions(tmp_path):

@@ -43,4 +43,12 @@ def test_the_parseq_export_renders_directly(tmp_path):
     result = render_cli(DATA / "parseq__sd-webui-deforum_testdata_parseq.json", *TINY, "--out", tmp_path / "run")
     assert result.returncode == 0, result.stderr
     assert video_frames(tmp_path / "run") == 4
-    assert "subseed" in result.stderr  # the one-line note of what was not carried over
+    assert "subseed" not in result.stderr  # carried now: Parseq's seed travel as A1111 variation seeds
+    import csv
+    import json
+
+    rows = list(csv.DictReader(open(tmp_path / "run" / "schedule.csv", newline="")))
+    export = json.loads((DATA / "parseq__sd-webui-deforum_testdata_parseq.json").read_text())["rendered_frames"]
+    for row, frame in zip(rows, sorted(export, key=lambda f: f["frame"])):
+        assert (int(row["seed"]), int(row["subseed"])) == (int(frame["seed"]), int(frame["subseed"]))
+        assert abs(float(row["subseed_strength"]) - frame["subseed_strength"]) < 1e-9

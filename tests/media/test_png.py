@@ -71,3 +71,15 @@ def test_writer_error_surfaces(tmp_path):
     writer.submit(0, blocker / "sub" / "0.png", np.zeros((4, 4, 3), np.uint8), "p", ROW)
     with pytest.raises(OSError):
         writer.close()
+
+
+def test_a1111_parameters_carry_the_frames_lora_tags_and_hashes():
+    row = {**ROW, "lora:ink wash": 0.25, "lora:detail": 0.0, "lora:x,y": 1.0, "lora0_weight": 0.5}
+    hashes = {"ink wash": "0123456789ab", "detail": "ffffffffffff", "x,y": "aaaaaaaaaaaa"}
+    text = a1111_parameters(row, width=64, height=64, sampler_label="Euler", model_hash="abcd1234ef",
+                            model_name="sd15", denoise=0.5, lora_hashes=hashes)
+    prompt, _, pairs = text.splitlines()
+    assert prompt == "a cat, (oil:1.2) <lora:ink wash:0.25> <lora:x,y:1>"  # a LoRA at weight 0 acts on nothing
+    assert pairs.endswith(', Lora hashes: "ink wash: 0123456789ab, xy: aaaaaaaaaaaa"')  # A1111 drops ':' and ','
+    assert a1111_parameters(row, width=64, height=64, sampler_label="Euler", model_hash="abcd1234ef",
+                            model_name="sd15", denoise=0.5).splitlines()[0] == prompt  # no hashes: tags only

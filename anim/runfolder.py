@@ -14,7 +14,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from anim.errors import PresetError
+from anim.errors import AnimError, PresetError
 from anim.finish import (  # frames_upscaled/, frames_interpolated/, video.*, finish.json
     FINISH_STATE,
     finish_complete,
@@ -256,9 +256,20 @@ def _check_recorded_hash(run_dir: Path, loaded: LoadedPreset) -> None:
     except (OSError, ValueError):
         return
     recorded = state.get("frames_hash") if isinstance(state, dict) else None
-    if isinstance(recorded, str) and recorded != frames_hash(loaded.preset):
+    if isinstance(recorded, str) and recorded != frames_hash(loaded.preset) \
+            and recorded != _hash_as_written(run_dir, loaded):
         raise PresetError(f"{run_dir}: holds frames of another preset (state.json records frames hash {recorded}); "
                           "use --force to continue with these values, or a new --out folder")
+
+
+def _hash_as_written(run_dir: Path, loaded: LoadedPreset) -> str | None:
+    """The frames hash over the keys the run's preset.resolved.yaml has: what an anim from before the preset
+    gained keys recorded (new keys are at their defaults, or the stored preset would differ from this one)."""
+    try:
+        written, _ = load_with_lines((run_dir / RESOLVED).read_text(), str(run_dir / RESOLVED))
+    except (OSError, ValueError, AnimError):
+        return None
+    return frames_hash(loaded.preset, keys_of=written) if isinstance(written, dict) else None
 
 
 def _check_frame_rows(run_dir: Path, table: FrameTable) -> None:

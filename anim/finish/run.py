@@ -16,10 +16,8 @@ from anim.finish.formats import encode_format
 from anim.finish.frames import TEMP_PREFIX, link_sequence, numbered, sweep_temps, write_png
 from anim.finish.interpolate import ffmpeg_interpolate, learned_interpolate
 from anim.finish.job import FORMAT_FILES, FinishJob, digest, file_signature, frames_signature, settings_key
-from anim.finish.state import FinishState
+from anim.finish.state import ALL, FinishState
 from anim.media.png import is_complete_png, read_png_u8
-
-ALL = "all"  # the record of a whole finish: the output section's key
 
 
 def finish(job: FinishJob, *, quiet: bool = True, redo: bool = False, log: logging.Logger | None = None) -> Path | None:
@@ -45,11 +43,6 @@ def finish(job: FinishJob, *, quiet: bool = True, redo: bool = False, log: loggi
         _note(log, "encode %s: %s (%.1f s)", fmt, videos[-1].name, time.perf_counter() - started)
     state.complete(ALL, settings_key(job.output))
     return videos[0] if videos else None
-
-
-def finish_complete(state_path: Path, output: Any) -> bool:
-    """Whether the last finish in this run folder completed with these output settings."""
-    return FinishState(state_path).is_done(ALL, settings_key(output))
 
 
 def upscale_step(job: FinishJob, state: FinishState, sources: list[Path], key: str, quiet: bool):

@@ -9,10 +9,13 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
+from anim.finish.job import settings_key
 from anim.media.files import atomic_write_text
 
 VERSION = 1
+ALL = "all"  # the record of a whole finish: the key of the output section it completed with
 
 
 class FinishState:
@@ -44,6 +47,11 @@ class FinishState:
     def _record(self, step: str, key: str, done: bool) -> None:
         self.steps[step] = {"key": key, "done": done}
         atomic_write_text(self.path, json.dumps({"version": VERSION, "steps": self.steps}, indent=1))
+
+
+def finish_complete(state_path: Path, output: Any) -> bool:
+    """Whether the last finish in this run folder completed with these output settings."""
+    return FinishState(state_path).is_done(ALL, settings_key(output))
 
 
 def read_steps(path: Path) -> dict[str, dict]:

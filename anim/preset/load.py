@@ -169,10 +169,24 @@ def resolved_yaml(preset: Preset) -> str:
 VIDEO_ONLY_KEYS = ("output", "performance")  # performance switches change speed, not the frames' recipe
 
 
-def frames_hash(preset: Preset) -> str:
-    """Hash of everything that determines the frames (resume refuses a different one)."""
+def frames_hash(preset: Preset, keys_of: dict | None = None) -> str:
+    """Hash of everything that determines the frames (resume refuses a different one). With `keys_of` (a
+    preset.resolved.yaml as an older anim wrote it), only the keys it has: the hash that anim recorded then."""
     data = {k: v for k, v in preset.model_dump(mode="json").items() if k not in VIDEO_ONLY_KEYS}
+    if keys_of is not None:
+        data = only_keys_of(data, keys_of)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def only_keys_of(data: dict, like: dict) -> dict:
+    """`data` cut down to the keys `like` has (sections recursively; lists and values as they are)."""
+    out = {}
+    for key, value in data.items():
+        if key not in like:
+            continue
+        out[key] = only_keys_of(value, like[key]) if isinstance(value, dict) and isinstance(like[key], dict) \
+            and key != "prompts" else value
+    return out
 
 
 def changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:

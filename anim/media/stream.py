@@ -61,8 +61,10 @@ class StreamEncoder:
 
     def add(self, index: int, image_u8: np.ndarray) -> None:
         """Frame `index` as its PNG holds it (H, W, 3) uint8; any order, each delivered frame once. Raises the
-        encoder's error as soon as ffmpeg has failed, so the render stops in one line instead of queueing on."""
+        encoder's error as soon as ffmpeg has failed, so the render stops in one line instead of queueing on
+        (ffmpeg stopped and its partial output removed first: nothing is left behind whoever catches it)."""
         if self._error is not None:
+            self.abort()
             raise self._error
         self._inbox.put((int(index), image_u8))
 

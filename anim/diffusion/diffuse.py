@@ -50,7 +50,44 @@ def effective_steps(steps: int, denoise: float) -> int:
     return needed
 
 
-class Diffuser:
+class PipelineCaller:
+    """What Diffuser (SD1.5) and SDXLDiffuser share: the pipeline for a call (plain or ControlNet, cached per set
+    of nets), and one call from embeddings with every per-call feature; subclasses build the pipelines."""
+
+    def _call(self, embeds: dict, *, init, denoise, cfg_scale, steps, sampler, seed, width, height, controls,
+              cross_frame, fusion, noise, eta) -> torch.Tensor:
+        """(1,3,H,W) float32 in [0,1]: `embeds` (the pipeline's prompt embedding arguments) rendered."""
+        check_size(width, height)
+        if init is not None and denoise <= 0:
+            return init
+        pipe = self._pipeline(img2img=init is not None, controls=controls or [])
+        pipe.scheduler = make_scheduler(sampler, self.models.scheduler_config)
+        seed_scheduler(pipe.scheduler, seed)
+        kwargs = {**embeds, "guidance_scale": float(cfg_scale), "num_inference_steps": max(1, int(steps)),
+                  "output_type": "pt", "generator": torch.Generator("cpu").manual_seed(int(seed))}
+        kwargs.update(image_kwargs(init, denoise, steps, width, height, controls or []))
+        if eta:
+            kwargs["eta"] = float(eta)
+        features = call_features(self, pipe.scheduler, cross_frame, fusion, pipe=pipe, controls=controls)
+        start_noise = initial_noise(pipe, kwargs, noise, seed=seed, width=width, height=height,
+                                    img2img=init is not None)
+        with torch.inference_mode(), warnings.catch_warnings(), features, start_noise:
+            warnings.filterwarnings("ignore", message="Should have ta>=t0")  # torchsde, harmless in img2img
+            images = pipe(**kwargs).images
+        self.calls += 1
+        return images.to(self.models.device, torch.float32).clamp(0.0, 1.0)
+
+    def _pipeline(self, *, img2img: bool, controls: list[ControlInput]):
+        """The plain pipeline, or a ControlNet one cached per set of ControlNet models."""
+        if not controls:
+            return self.img2img if img2img else self.txt2img
+        key = (img2img, *(id(c.model) for c in controls))
+        if key not in self._control_pipes:
+            self._control_pipes[key] = self._build_control_pipe(img2img, [c.model for c in controls])
+        return self._control_pipes[key]
+
+
+class Diffuser(PipelineCaller):
     """Callable that renders one image from conditioning; counts its pipeline calls in `self.calls`."""
 
     def __init__(self, models) -> None:
@@ -78,46 +115,18 @@ class Diffuser:
         """(1,3,H,W) float32 in [0,1] on the device; init None -> txt2img, else img2img with strength=denoise;
         `cross_frame` (weight > 0 and anchors) turns on cross-frame attention for this call, `fusion` (weight > 0)
         flow-guided latent fusion, `noise` A1111's variation seed and noise multiplier, `eta` DDIM's eta."""
-        check_size(width, height)
-        if init is not None and denoise <= 0:
-            return init
         if cond.shape != uncond.shape:
             raise ModelError(f"cond {tuple(cond.shape)} and uncond {tuple(uncond.shape)} differ; "
                              "build them with PromptEncoder.pair")
-        pipe = self._pipeline(img2img=init is not None, controls=controls or [])
-        pipe.scheduler = make_scheduler(sampler, self.models.scheduler_config)
-        seed_scheduler(pipe.scheduler, seed)
-        kwargs = {
-            "prompt_embeds": cond, "negative_prompt_embeds": uncond, "guidance_scale": float(cfg_scale),
-            "num_inference_steps": max(1, int(steps)), "output_type": "pt",
-            "generator": torch.Generator("cpu").manual_seed(int(seed)),
-        }
-        kwargs.update(image_kwargs(init, denoise, steps, width, height, controls or []))
-        if eta:
-            kwargs["eta"] = float(eta)
-        features = call_features(self, pipe.scheduler, cross_frame, fusion, pipe=pipe, controls=controls)
-        start_noise = initial_noise(pipe, kwargs, noise, seed=seed, width=width, height=height,
-                                    img2img=init is not None)
-        with torch.inference_mode(), warnings.catch_warnings(), features, start_noise:
-            warnings.filterwarnings("ignore", message="Should have ta>=t0")  # torchsde, harmless in img2img
-            images = pipe(**kwargs).images
-        self.calls += 1
-        return images.to(self.models.device, torch.float32).clamp(0.0, 1.0)
+        return self._call({"prompt_embeds": cond, "negative_prompt_embeds": uncond}, init=init, denoise=denoise,
+                          cfg_scale=cfg_scale, steps=steps, sampler=sampler, seed=seed, width=width, height=height,
+                          controls=controls, cross_frame=cross_frame, fusion=fusion, noise=noise, eta=eta)
 
     # ------------------------------------------------------------ pipelines
 
     def _components(self) -> dict:
         """The shared modules of the txt2img pipeline, to build sibling pipelines without copies."""
         return {k: v for k, v in self.txt2img.components.items() if k != "requires_safety_checker"}
-
-    def _pipeline(self, *, img2img: bool, controls: list[ControlInput]):
-        """The plain pipeline, or a ControlNet one cached per set of ControlNet models."""
-        if not controls:
-            return self.img2img if img2img else self.txt2img
-        key = (img2img, *(id(c.model) for c in controls))
-        if key not in self._control_pipes:
-            self._control_pipes[key] = self._build_control_pipe(img2img, [c.model for c in controls])
-        return self._control_pipes[key]
 
     def _build_control_pipe(self, img2img: bool, nets: list):
         """A StableDiffusionControlNet(Img2Img)Pipeline sharing our components (MultiControlNet for several)."""

@@ -10,17 +10,16 @@ re-padded with tokenizer_2's pad id after its end-of-text, as diffusers' encode_
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import torch
 
 from anim.diffusion.conditioning import PromptEncoder
 from anim.diffusion.crossframe import CrossFrame, CrossFrameInput
-from anim.diffusion.diffuse import ControlInput, call_features, check_controlnet_fits, check_size, image_kwargs
+from anim.diffusion.diffuse import ControlInput, PipelineCaller, check_controlnet_fits
 from anim.diffusion.fusion import FusionInput
-from anim.diffusion.noise import NoiseSettings, initial_noise
-from anim.diffusion.samplers import make_scheduler, seed_scheduler
+from anim.diffusion.noise import NoiseSettings
+from anim.diffusion.samplers import make_scheduler
 from anim.errors import ModelError
 
 
@@ -96,7 +95,7 @@ def _second_pad_id(tokenizer, tokenizer_2) -> int:
     return tokenizer_2.eos_token_id if pad is None else int(pad)
 
 
-class SDXLDiffuser:
+class SDXLDiffuser(PipelineCaller):
     """One SDXL txt2img/img2img call (optionally with ControlNet units, cross-frame attention, latent fusion) on
     shared components; same call signature as anim.diffusion.diffuse.Diffuser."""
 
@@ -127,38 +126,11 @@ class SDXLDiffuser:
                  eta: float = 0.0) -> torch.Tensor:
         """(1,3,H,W) float32 in [0,1] on the device; init None -> txt2img, else img2img at strength=denoise;
         `controls`, `cross_frame`, `fusion`, `noise` and `eta` mean what they mean to Diffuser."""
-        check_size(width, height)
-        if init is not None and denoise <= 0:
-            return init
-        pipe = self._pipeline(img2img=init is not None, controls=controls or [])
-        pipe.scheduler = make_scheduler(sampler, self.models.scheduler_config)
-        seed_scheduler(pipe.scheduler, seed)
-        kwargs = {
-            "prompt_embeds": cond.embeds, "negative_prompt_embeds": uncond.embeds,
-            "pooled_prompt_embeds": cond.pooled, "negative_pooled_prompt_embeds": uncond.pooled,
-            "guidance_scale": float(cfg_scale), "num_inference_steps": max(1, int(steps)), "output_type": "pt",
-            "generator": torch.Generator("cpu").manual_seed(int(seed)),
-        }
-        kwargs.update(image_kwargs(init, denoise, steps, width, height, controls or []))
-        if eta:
-            kwargs["eta"] = float(eta)
-        features = call_features(self, pipe.scheduler, cross_frame, fusion, pipe=pipe, controls=controls)
-        start_noise = initial_noise(pipe, kwargs, noise, seed=seed, width=width, height=height,
-                                    img2img=init is not None)
-        with torch.inference_mode(), warnings.catch_warnings(), features, start_noise:
-            warnings.filterwarnings("ignore", message="Should have ta>=t0")
-            images = pipe(**kwargs).images
-        self.calls += 1
-        return images.to(self.models.device, torch.float32).clamp(0.0, 1.0)
-
-    def _pipeline(self, *, img2img: bool, controls: list[ControlInput]):
-        """The plain pipeline, or a ControlNet one cached per set of ControlNet models."""
-        if not controls:
-            return self.img2img if img2img else self.txt2img
-        key = (img2img, *(id(c.model) for c in controls))
-        if key not in self._control_pipes:
-            self._control_pipes[key] = self._build_control_pipe(img2img, [c.model for c in controls])
-        return self._control_pipes[key]
+        embeds = {"prompt_embeds": cond.embeds, "negative_prompt_embeds": uncond.embeds,
+                  "pooled_prompt_embeds": cond.pooled, "negative_pooled_prompt_embeds": uncond.pooled}
+        return self._call(embeds, init=init, denoise=denoise, cfg_scale=cfg_scale, steps=steps, sampler=sampler,
+                          seed=seed, width=width, height=height, controls=controls, cross_frame=cross_frame,
+                          fusion=fusion, noise=noise, eta=eta)
 
     def _build_control_pipe(self, img2img: bool, nets: list):
         """A StableDiffusionXLControlNet(Img2Img)Pipeline sharing our components (MultiControlNet for several),

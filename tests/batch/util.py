@@ -95,3 +95,18 @@ def killed_then_resumed(preset: Path, out: Path, *extra, kill_at: int, total: in
     result = render_cli("--resume", out)
     assert result.returncode == 0, result.stderr[-2000:]
     assert len(list((out / "frames").glob("*.png"))) == total
+
+
+def split_render_equals_whole(preset: Path, tmp: Path, *extra, first: str, total: int) -> None:
+    """Render `preset` whole, and again as `--frames FIRST` then the rest, in this process; the frames must be the
+    same bit for bit (a resumed render reads back from disk all it needs)."""
+    import numpy as np
+    from PIL import Image
+
+    from anim.cli import main
+
+    for name, frames in (("whole", []), ("split", ["--frames", first]), ("split", [])):
+        assert main([str(preset), *map(str, extra), "--out", str(tmp / name), *frames, "--quiet"]) == 0
+    whole, split = ([np.asarray(Image.open(p).convert("RGB")) for p in sorted((tmp / n / "frames").glob("*.png"))]
+                    for n in ("whole", "split"))
+    assert len(whole) == len(split) == total and all(np.array_equal(a, b) for a, b in zip(whole, split))

@@ -14,7 +14,7 @@ from PIL import Image
 
 from anim.engine.group import has_cross_frame, lockstep_key
 from anim.preset import Preset
-from tests.batch.util import killed_then_resumed, render_cli
+from tests.batch.util import killed_then_resumed, render_cli, split_render_equals_whole
 
 STATIC = {"model": "tiny", "width": 64, "height": 64, "fps": 8, "max_frames": 6, "seed": 5, "steps": 3,
           "prompts": {0: "a cabin in a snowy forest"}, "motion": {"mode": "none"}, "denoise": 0.4, "noise": 0.0,
@@ -62,14 +62,8 @@ def test_static_camera_frames_are_closer_with_cross_frame_attention(tmp_path):
 
 def test_split_render_with_cadence_equals_the_whole(tmp_path):
     """In this process (the three renders share its torch threads): the second half reads its anchors back."""
-    from anim.cli import main
-
-    preset = str(preset_file(tmp_path, max_frames=5, cadence=2, motion={"mode": "2d", "zoom": "0:(1.03)"}))
-    assert main([preset, *ON, "--out", str(tmp_path / "whole"), "--quiet"]) == 0
-    assert main([preset, *ON, "--out", str(tmp_path / "split"), "--frames", "0:3", "--quiet"]) == 0
-    assert main([preset, *ON, "--out", str(tmp_path / "split"), "--quiet"]) == 0
-    whole, split = pixels(tmp_path / "whole"), pixels(tmp_path / "split")
-    assert len(whole) == 5 and all(np.array_equal(a, b) for a, b in zip(whole, split))
+    preset = preset_file(tmp_path, max_frames=5, cadence=2, motion={"mode": "2d", "zoom": "0:(1.03)"})
+    split_render_equals_whole(preset, tmp_path, *ON, first="0:3", total=5)
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ from anim.errors import PresetError
 from anim.media.video import write_test_video
 from anim.metrics import warp_error
 from anim.preset import Preset
-from tests.batch.util import killed_then_resumed, render_cli
+from tests.batch.util import killed_then_resumed, render_cli, split_render_equals_whole
 
 ON = ["coherence.fusion.weight=1", "coherence.fusion.end=1"]
 
@@ -57,14 +57,7 @@ def test_weight_zero_is_todays_frames_and_fusion_steadies_the_video(tmp_path):
 
 
 def test_split_render_with_cadence_equals_the_whole(tmp_path):
-    from anim.cli import main
-
-    preset = str(preset_file(tmp_path, cadence=2, max_frames=5))
-    assert main([preset, *ON, "--out", str(tmp_path / "whole"), "--quiet"]) == 0
-    assert main([preset, *ON, "--out", str(tmp_path / "split"), "--frames", "0:3", "--quiet"]) == 0
-    assert main([preset, *ON, "--out", str(tmp_path / "split"), "--quiet"]) == 0
-    whole, split = pixels(tmp_path / "whole"), pixels(tmp_path / "split")
-    assert len(whole) == 5 and all(np.array_equal(a, b) for a, b in zip(whole, split))
+    split_render_equals_whole(preset_file(tmp_path, cadence=2, max_frames=5), tmp_path, *ON, first="0:3", total=5)
 
 
 @pytest.mark.slow

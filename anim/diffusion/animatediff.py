@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from anim.diffusion.ancestral import ancestral_eta
 from anim.diffusion.control_modes import control_modes
 from anim.diffusion.diffuse import ControlInput, check_size, effective_steps
 from anim.diffusion.samplers import make_scheduler, seed_scheduler
@@ -40,6 +41,7 @@ class Window:
     height: int
     controls: list[ControlInput] = field(default_factory=list)
     eta: float = 0.0  # DDIM's eta
+    ancestral_eta: float = 1.0  # Euler a's fresh noise per step (anim.diffusion.ancestral)
 
 
 class WindowDiffuser:
@@ -80,8 +82,8 @@ class WindowDiffuser:
         if window.eta:
             kwargs["eta"] = float(window.eta)
         per_frame = torch.cat([window.uncond, window.cond]) if window.cfg_scale > 1.0 else window.cond
-        modes = control_modes(pipe, window.controls)
-        with torch.inference_mode(), warnings.catch_warnings(), self._per_frame(pipe, per_frame), modes:
+        modes, ancestral = control_modes(pipe, window.controls), ancestral_eta(pipe.scheduler, window.ancestral_eta)
+        with torch.inference_mode(), warnings.catch_warnings(), self._per_frame(pipe, per_frame), modes, ancestral:
             warnings.filterwarnings("ignore", message="Should have ta>=t0")
             video = pipe(**kwargs).frames
         self.calls += 1

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from anim.diffusion.ancestral import ancestral_eta as ancestral_noise
 from anim.diffusion.control_modes import control_modes
 from anim.diffusion.crossframe import CrossFrame, CrossFrameInput
 from anim.diffusion.fusion import FusionInput, fused
@@ -55,7 +56,7 @@ class PipelineCaller:
     of nets), and one call from embeddings with every per-call feature; subclasses build the pipelines."""
 
     def _call(self, embeds: dict, *, init, denoise, cfg_scale, steps, sampler, seed, width, height, controls,
-              cross_frame, fusion, noise, eta) -> torch.Tensor:
+              cross_frame, fusion, noise, eta, ancestral_eta) -> torch.Tensor:
         """(1,3,H,W) float32 in [0,1]: `embeds` (the pipeline's prompt embedding arguments) rendered."""
         check_size(width, height)
         if init is not None and denoise <= 0:
@@ -71,7 +72,8 @@ class PipelineCaller:
         features = call_features(self, pipe.scheduler, cross_frame, fusion, pipe=pipe, controls=controls)
         start_noise = initial_noise(pipe, kwargs, noise, seed=seed, width=width, height=height,
                                     img2img=init is not None)
-        with torch.inference_mode(), warnings.catch_warnings(), features, start_noise:
+        ancestral = ancestral_noise(pipe.scheduler, ancestral_eta)
+        with torch.inference_mode(), warnings.catch_warnings(), features, start_noise, ancestral:
             warnings.filterwarnings("ignore", message="Should have ta>=t0")  # torchsde, harmless in img2img
             images = pipe(**kwargs).images
         self.calls += 1
@@ -111,7 +113,7 @@ class Diffuser(PipelineCaller):
                  cfg_scale: float, steps: int, sampler: str, seed: int, width: int, height: int,
                  controls: list[ControlInput] | None = None, cross_frame: CrossFrameInput | None = None,
                  fusion: FusionInput | None = None, noise: NoiseSettings | None = None,
-                 eta: float = 0.0) -> torch.Tensor:
+                 eta: float = 0.0, ancestral_eta: float = 1.0) -> torch.Tensor:
         """(1,3,H,W) float32 in [0,1] on the device; init None -> txt2img, else img2img with strength=denoise;
         `cross_frame` (weight > 0 and anchors) turns on cross-frame attention for this call, `fusion` (weight > 0)
         flow-guided latent fusion, `noise` A1111's variation seed and noise multiplier, `eta` DDIM's eta."""
@@ -120,7 +122,8 @@ class Diffuser(PipelineCaller):
                              "build them with PromptEncoder.pair")
         return self._call({"prompt_embeds": cond, "negative_prompt_embeds": uncond}, init=init, denoise=denoise,
                           cfg_scale=cfg_scale, steps=steps, sampler=sampler, seed=seed, width=width, height=height,
-                          controls=controls, cross_frame=cross_frame, fusion=fusion, noise=noise, eta=eta)
+                          controls=controls, cross_frame=cross_frame, fusion=fusion, noise=noise, eta=eta,
+                          ancestral_eta=ancestral_eta)
 
     # ------------------------------------------------------------ pipelines
 

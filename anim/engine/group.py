@@ -51,7 +51,7 @@ def has_noise_settings(preset) -> bool:
     """Whether a run asks for A1111's variation seeds, noise multiplier, DDIM eta or blank-frame rerolls: a
     group's shared noise and steps do not carry them, so such runs render alone."""
     return (is_on(preset.subseed_strength) or preset.noise_multiplier != 1.0 or is_on(preset.ddim_eta)
-            or preset.reroll_blank_frames != "ignore")
+            or preset.ancestral_eta != 1.0 or preset.reroll_blank_frames != "ignore")
 
 
 def has_lora_tags(preset) -> bool:

@@ -266,6 +266,8 @@ def noise_kwargs(row: dict) -> dict:
         out["noise"] = settings
     if float(row["ddim_eta"]) != 0.0:
         out["eta"] = float(row["ddim_eta"])
+    if float(row["ancestral_eta"]) != 1.0:
+        out["ancestral_eta"] = float(row["ancestral_eta"])
     return out
 
 

@@ -88,7 +88,7 @@ def build_window(maker, rows: list[dict], fixed: list[torch.Tensor], sources: li
     return Window(latents=latents, noise=noise, cond=cond, uncond=uncond, fixed=n_fixed,
                   denoise=float(first["denoise"]), cfg_scale=float(first["cfg_scale"]), steps=int(first["steps"]),
                   sampler=first.get("sampler", p.sampler), seed=int(first["seed"]), width=p.width, height=p.height,
-                  controls=controls, eta=float(first["ddim_eta"]))
+                  controls=controls, eta=float(first["ddim_eta"]), ancestral_eta=float(first["ancestral_eta"]))
 
 
 def frame_noise(row: dict, shape: tuple[int, ...]) -> torch.Tensor:

@@ -3,7 +3,7 @@ only when its enable_* switch is on (Deforum's render loop reads them so), plus 
 
 A file older than a switch rendered without it: the noise multiplier (on by default since mid-2023) counts only when
 the file has `enable_noise_multiplier_scheduling`. Late-2022 files keep A1111's variation seed behind
-`seed_enable_extras` (subseed, subseed_strength). Ancestral eta has no anim equivalent yet: noted.
+`seed_enable_extras` (subseed, subseed_strength).
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ SWITCHED = (  # (switch, schedule, anim key, anim's default: a schedule that is 
     ("enable_subseed_scheduling", "subseed_strength_schedule", ("subseed_strength",), 0.0),
     ("enable_noise_multiplier_scheduling", "noise_multiplier_schedule", ("noise_multiplier",), 1.0),
     ("enable_ddim_eta_scheduling", "ddim_eta_schedule", ("ddim_eta",), 0.0),
+    ("enable_ancestral_eta_scheduling", "ancestral_eta_schedule", ("ancestral_eta",), 1.0),
 )
 CONSTANT = re.compile(r"^0:\(([-+0-9.eE]+)\)$")
 
@@ -38,8 +39,6 @@ def import_a1111(r: Reader) -> None:
         if on and constant(spec) != default:
             r.put(path, spec, key)
         r.take(key)
-    if flag(r.get("enable_ancestral_eta_scheduling")):
-        r.note("ancestral_eta_schedule", r.get("ancestral_eta_schedule"), "ancestral samplers' eta is not carried yet")
     _old_variation_seed(r)
     eta = number(r.raw("ddim_eta"))
     if eta and not flag(r.get("enable_ddim_eta_scheduling")):

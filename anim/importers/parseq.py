@@ -21,10 +21,10 @@ ABSOLUTE = {
     "antiblur_amount": ("unsharp_amount",), "antiblur_threshold": ("unsharp_threshold",),
     "steps_schedule": ("steps",), "subseed": ("subseed",), "subseed_strength": ("subseed_strength",),
     "clipskip": ("clip_skip",), "noise_multiplier": ("noise_multiplier",), "ddim_eta": ("ddim_eta",),
+    "ancestral_eta": ("ancestral_eta",),
     **{f"perspective_flip_{n}": ("motion", f"perspective_flip_{n}") for n in ("theta", "phi", "gamma", "fv")},
 }
-NOT_CARRIED = ("sampler_schedule", "checkpoint", "pix2pix_img_cfg_scale", "hybrid_comp_alpha", "hybrid_flow_factor",
-               "ancestral_eta")
+NOT_CARRIED = ("sampler_schedule", "checkpoint", "pix2pix_img_cfg_scale", "hybrid_comp_alpha", "hybrid_flow_factor")
 IGNORED_SUFFIXES = ("_delta", "_pc")
 
 

@@ -85,6 +85,8 @@ def a1111_noise_fields(row: dict) -> dict[str, Any]:
         fields["Noise multiplier"] = float(row["noise_multiplier"])
     if float(row.get("ddim_eta", 0.0)) != 0.0:
         fields["Eta DDIM"] = float(row["ddim_eta"])
+    if float(row.get("ancestral_eta", 1.0)) != 1.0:
+        fields["Eta"] = float(row["ancestral_eta"])
     return fields
 
 

@@ -23,7 +23,7 @@ COLUMN_RANGES: dict[str, tuple[float, float]] = {
     "unsharp_threshold": (0.0, 255.0), "video_blend": (0.0, 1.0), "flow_blend": (0.0, 1.0),
     "cross_frame_weight": (0.0, 1.0), "fusion_weight": (0.0, 1.0),
     "clip_skip": (1, 12), "subseed": (-1, 2**32 - 1), "subseed_strength": (0.0, 1.0),
-    "noise_multiplier": (0.0, 10.0), "ddim_eta": (0.0, 1.0),
+    "noise_multiplier": (0.0, 10.0), "ddim_eta": (0.0, 1.0), "ancestral_eta": (0.0, 1.0),
     "guidance_start": (0.0, 1.0), "guidance_end": (0.0, 1.0), "weight": (-10.0, 10.0),
 }
 

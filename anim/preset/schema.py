@@ -89,6 +89,7 @@ class Preset(_Section):
     clip_skip: Sched = 1  # A1111 "Clip skip": 1 = last CLIP layer, 2 = the one before (SD1.5 only)
     noise_multiplier: Sched = 1.0  # A1111's img2img initial noise multiplier (Deforum's noise_multiplier_schedule)
     ddim_eta: Sched = 0.0  # DDIM's eta (0 = deterministic); Deforum's ddim_eta_schedule
+    ancestral_eta: Sched = 1.0  # Euler a's fresh noise per step (0 = plain Euler); Deforum's ancestral_eta_schedule
     reroll_blank_frames: Literal["ignore", "reroll", "interrupt"] = "ignore"  # an all-black frame (Deforum's)
     reroll_patience: int = Field(10, ge=1, le=1000)  # rerolls (seed + 1 each) before giving up
     noise: Sched = 0.02  # blend amount of seeded noise
@@ -177,6 +178,7 @@ SCHEDULED: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("subseed_strength",), "subseed_strength", "float"),
     (("noise_multiplier",), "noise_multiplier", "float"),
     (("ddim_eta",), "ddim_eta", "float"),
+    (("ancestral_eta",), "ancestral_eta", "float"),
     (("steps",), "steps", "int"),
     (("noise",), "noise", "float"),
     (("contrast",), "contrast", "float"),

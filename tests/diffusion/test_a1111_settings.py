@@ -121,3 +121,22 @@ def test_png_parameters_say_what_a1111_says():
                                        "Noise multiplier": 1.05}
     assert a1111_noise_fields({"clip_skip": 1, "subseed": -1, "subseed_strength": 0.0, "noise_multiplier": 1.0,
                                "ddim_eta": 0.5}) == {"Eta DDIM": 0.5}
+
+
+def test_ancestral_eta_zero_is_plain_euler_and_one_is_euler_a(diffuser, encoder):
+    from anim.diffusion.ancestral import ancestral_sigmas
+
+    euler_a = call(diffuser, encoder, sampler="euler_a")
+    assert torch.equal(call(diffuser, encoder, sampler="euler_a", ancestral_eta=1.0), euler_a)
+    euler = call(diffuser, encoder, sampler="euler")
+    torch.testing.assert_close(call(diffuser, encoder, sampler="euler_a", ancestral_eta=0.0), euler, rtol=0, atol=1e-4)
+    half = call(diffuser, encoder, sampler="euler_a", ancestral_eta=0.5)
+    assert not torch.allclose(half, euler, atol=1e-3) and not torch.allclose(half, euler_a, atol=1e-3)
+    down, up = ancestral_sigmas(2.0, 1.0, 1.0)  # k-diffusion's get_ancestral_step, by hand
+    assert (round(down, 6), round(up, 6)) == (round(0.5, 6), round((1 * 3 / 4) ** 0.5, 6))
+    assert call(diffuser, encoder, sampler="ddim", ancestral_eta=0.5).shape == euler.shape  # ignored, as A1111
+
+
+def test_ancestral_eta_on_an_unwrapped_ancestral_sampler_is_one_clear_error(diffuser, encoder):
+    with pytest.raises(ModelError, match="ancestral_eta 0.5: only Euler a"):
+        call(diffuser, encoder, sampler="dpm2_a", ancestral_eta=0.5)

@@ -49,8 +49,8 @@ def test_old_variation_seed_rerolls_and_perlin(tmp_path):
     assert (loaded.perlin_octaves, loaded.perlin_persistence) == (6, 0.7)
     random_sub = import_file(write(tmp_path, seed_enable_extras=True, subseed=-1, subseed_strength=0.5))
     assert "subseed" not in random_sub.data and any("random variation seed" in n.reason for n in random_sub.notes)
-    eta = import_file(write(tmp_path, enable_ancestral_eta_scheduling=True, ancestral_eta_schedule="0: (0.5)"))
-    assert any("ancestral" in n.reason for n in eta.notes)
+    eta = table(tmp_path, enable_ancestral_eta_scheduling=True, ancestral_eta_schedule="0: (0.5)")
+    assert column(eta, "ancestral_eta") == [0.5] * 10
 
 
 def test_parseq_fractional_seeds_travel_between_seeds(tmp_path):

@@ -77,12 +77,12 @@ def test_repeated_keyframes_keep_the_last_with_a_note(tmp_path):
 
 
 def test_unknown_and_unsupported_keys_are_listed_never_fatal(tmp_path):
-    path = write(tmp_path, my_studio_key=3, enable_ancestral_eta_scheduling=True, ancestral_eta_schedule="0:(0.5)",
+    path = write(tmp_path, my_studio_key=3, use_looper=True, image_strength_schedule="0:(0.5)",
                  use_mask=False, mask_file="mask.png", hybrid_motion="None", hybrid_flow_method="Farneback")
     imported = import_file(path)
     keys = {note.key: note.reason for note in imported.notes}
     assert "not a Deforum setting" in keys["my_studio_key"]
-    assert "not carried" in keys["ancestral_eta_schedule"]
+    assert "not supported" in keys["use_looper"] and "not supported" in keys["image_strength_schedule"]
     assert "mask_file" not in keys and "hybrid_flow_method" not in keys  # their switches are off: Deforum ignores them
 
 

@@ -19,6 +19,7 @@ import torch
 from tqdm import tqdm
 
 from anim.coherence import prepare_reference
+from anim.coherence.hybrid import hybrid_after_generation
 from anim.engine.cache import ModelCache
 from anim.engine.makers import DiffusionMaker, PreviewMaker
 from anim.engine.state import RunState
@@ -263,6 +264,8 @@ class FrameLoop:
         image = maker.diffuse(frame, row, init, denoise, controls, anchors)  # 5. img2img / txt2img (+ControlNet)
         times["diffusion"] += time.perf_counter() - started
         started = time.perf_counter()
+        if prev is not None:  # hybrid video 'after_generation': the input frame blended into the output
+            image = hybrid_after_generation(image, source, row, self.p.hybrid)
         image = maker.finish(image, self.reference)  # 6. colour match the output again
         times["warp+coherence"] += time.perf_counter() - started
         self.emit(frame, row, image, denoise)  # 7. to the writer; 8. state.json once the PNG is durable

@@ -10,6 +10,7 @@ from functools import partial
 
 import torch
 
+from anim.coherence.hybrid import hybrid_before_diffusion
 from anim.coherence.stages import finish, flow_coherence, follow_flow, prepare_init
 from anim.engine.cache import ModelCache
 from anim.errors import ModelError
@@ -32,7 +33,8 @@ def make_camera(run: Run, device: torch.device, dtype: torch.dtype = torch.float
 
 
 class PreviewMaker:
-    """--preview: the camera path only. Frame 0 is the init image (or a test card); no coherence, no diffusion."""
+    """--preview: the camera path only. Frame 0 is the init image (or a test card); no coherence, no diffusion.
+    With hybrid video on, the input video drives the hybrid motion and composites too (frame 0: its first frame)."""
 
     mode = "preview"
     sampler_label, model_hash, model_name = "none (preview)", "none", "preview"
@@ -50,15 +52,23 @@ class PreviewMaker:
             self.first_image = load_image(p.init_image, p.width, p.height, self.device, "init_image")
         else:
             self.first_image = from_uint8_hwc(make_test_card(p.width, p.height), self.device)
+        self.video = open_video(p) if p.hybrid.active else None
 
-    def source(self, frame: int) -> None:
-        return None
+    def source(self, frame: int) -> torch.Tensor | None:
+        """Hybrid video: the input frame at `frame`; else None (a preview does not show video input)."""
+        return from_uint8_hwc(self.video.frame(frame), self.device) if self.video is not None else None
 
     def first(self, row: dict, source) -> tuple[torch.Tensor, None]:
-        return self.first_image, None
+        return (self.first_image if source is None else source), None
 
     def cohere(self, warped, prev, source, row: dict, reference, before: int) -> torch.Tensor:
-        return warped
+        if self.video is None:
+            return warped
+        return hybrid_before_diffusion(warped, source, self.video.frame(before), row, self.preset.hybrid)
+
+    def close(self, log) -> None:
+        if self.video is not None:
+            self.video.close()
 
     def denoise(self, row: dict) -> None:
         return None
@@ -101,11 +111,7 @@ class DiffusionMaker:
         # engine animatediff: the motion UNet, loaded with the models (a bad adapter fails before any frame)
         self._windows = cache.animatediff(p, self.models) if p.engine == "animatediff" else None
         if p.init_video:
-            from anim.control.sources import open_source
-
-            self.video = open_source(p.init_video, width=p.width, height=p.height, resize="crop",
-                                     nth=p.extract_nth_frame, start_s=p.video_start, end_s=p.video_end,
-                                     what="init_video")
+            self.video = open_video(p)
         if p.controlnet:
             from anim.control.units import ControlUnits
 
@@ -161,7 +167,13 @@ class DiffusionMaker:
                before: int) -> torch.Tensor:
         """Step 3. Video input: the input frame steadied toward the warped previous output by video_blend, and
         the previous output (frame `before`) carried along the input's optical flow by flow_blend (the same
-        carried image guides latent fusion); then colour match, contrast, unsharp mask and seeded noise."""
+        carried image guides latent fusion); then colour match, contrast, unsharp mask and seeded noise.
+        Hybrid video instead keeps the camera loop: the warped previous output, moved and composited by the input
+        video (anim.coherence.hybrid), is the init."""
+        if self.preset.hybrid.active:
+            self._guide = None
+            init = hybrid_before_diffusion(warped, source, self.video.frame(before), row, self.preset.hybrid)
+            return prepare_init(init, reference, row, self.preset)
         init = warped if source is None else torch.lerp(source, warped, float(row["video_blend"]))
         self._guide = None
         if source is not None and (row["flow_blend"] > 0.0 or row["fusion_weight"] > 0.0):
@@ -246,6 +258,14 @@ class DiffusionMaker:
         settings = self.preset.coherence.fusion
         return {"fusion": FusionInput(guide, latent_mask(mask, *guide.shape[-2:]).to(guide.dtype), weight,
                                       settings.start, settings.end)}
+
+
+def open_video(p):
+    """The preset's init_video as a frame source at the render size (cropped), nth frame and time window."""
+    from anim.control.sources import open_source
+
+    return open_source(p.init_video, width=p.width, height=p.height, resize="crop", nth=p.extract_nth_frame,
+                       start_s=p.video_start, end_s=p.video_end, what="init_video")
 
 
 def tag_lora_files(run: Run) -> dict:

@@ -13,8 +13,9 @@ from typing import Any
 from anim.errors import PresetError
 from anim.importers.common import Imported, flag, number, path_value, unquote, whole
 from anim.importers.deforum_a1111 import import_a1111
-from anim.importers.deforum_controlnet import import_controlnet, import_soundtrack, note_hybrid
+from anim.importers.deforum_controlnet import import_controlnet, import_soundtrack
 from anim.importers.deforum_defaults import IF_MISSING, RENAMED, VALUE_FIXES
+from anim.importers.deforum_hybrid import import_hybrid
 from anim.importers.deforum_modes import (
     import_parseq_manifest,
     interpolation_as_blends,
@@ -77,7 +78,7 @@ def from_deforum(settings: dict, key_lines: dict[str, int] | None = None) -> Imp
     import_a1111(r)
     import_controlnet(r)
     import_soundtrack(r)
-    note_hybrid(r)
+    import_hybrid(r, mode, cadence)
     if mode == "interpolation":
         interpolation_as_blends(r)
     if mode == "video input":

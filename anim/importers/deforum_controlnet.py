@@ -1,5 +1,5 @@
-"""Deforum's ControlNet units (cn_1..cn_5, and the single `controlnet_*` block of early 2023), hybrid video
-and the soundtrack, read into anim's controlnet list, notes and output.audio."""
+"""Deforum's ControlNet units (cn_1..cn_5, and the single `controlnet_*` block of early 2023) and the
+soundtrack, read into anim's controlnet list, notes and output.audio."""
 from __future__ import annotations
 
 from typing import Any
@@ -151,13 +151,3 @@ def import_soundtrack(r) -> None:
     if path and r.usable_path(key, path):
         r.put(("output", "audio"), path, "add_soundtrack")
 
-
-def note_hybrid(r) -> None:
-    """Hybrid video compositing and motion are reported (not carried yet)."""
-    hybrid = str(r.get("hybrid_composite") or "None").strip()
-    motion = str(r.get("hybrid_motion") or "None").strip()
-    if hybrid.lower() not in ("none", "false"):
-        r.note("hybrid_composite", hybrid, "hybrid video compositing is not carried yet (anim: init_video with "
-                                           "video_blend)")
-    if motion.lower() not in ("none", "false"):
-        r.note("hybrid_motion", motion, "hybrid video motion is not carried yet (anim: init_video with flow_blend)")

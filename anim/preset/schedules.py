@@ -22,6 +22,7 @@ COLUMN_RANGES: dict[str, tuple[float, float]] = {
     "unsharp_amount": (0.0, 10.0), "unsharp_kernel": (1, 99), "unsharp_sigma": (0.0, 100.0),
     "unsharp_threshold": (0.0, 255.0), "video_blend": (0.0, 1.0), "flow_blend": (0.0, 1.0),
     "cross_frame_weight": (0.0, 1.0), "fusion_weight": (0.0, 1.0),
+    "hybrid_flow_factor": (-100.0, 100.0), "hybrid_comp_alpha": (0.0, 1.0),
     "clip_skip": (1, 12), "subseed": (-1, 2**32 - 1), "subseed_strength": (0.0, 1.0),
     "noise_multiplier": (0.0, 10.0), "ddim_eta": (0.0, 1.0), "ancestral_eta": (0.0, 1.0),
     "guidance_start": (0.0, 1.0), "guidance_end": (0.0, 1.0), "weight": (-10.0, 10.0),

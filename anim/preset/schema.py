@@ -19,6 +19,7 @@ from anim.preset.sections import (  # noqa: F401  (re-exported: the sections are
     ControlUnit,
     CrossFrame,
     Fusion,
+    Hybrid,
     Interpolate,
     LoRA,
     Motion,
@@ -83,6 +84,7 @@ class Preset(_Section):
     video_end: Optional[float] = None
 
     motion: Motion = Field(default_factory=Motion)
+    hybrid: Hybrid = Field(default_factory=Hybrid)  # Deforum's hybrid video (needs init_video)
 
     denoise: Sched = 0.45  # img2img denoising strength (A1111 sense)
     cfg_scale: Sched = 7.0
@@ -149,6 +151,13 @@ class Preset(_Section):
         return self
 
     @model_validator(mode="after")
+    def _hybrid_needs(self) -> "Preset":
+        problems = hybrid_conflicts(self)
+        if problems:
+            raise ValueError("hybrid: " + "; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
     def _animatediff_needs(self) -> "Preset":
         if self.engine != "animatediff":
             return self
@@ -190,6 +199,8 @@ SCHEDULED: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("flow_blend",), "flow_blend", "float"),
     (("coherence", "cross_frame", "weight"), "cross_frame_weight", "float"),
     (("coherence", "fusion", "weight"), "fusion_weight", "float"),
+    (("hybrid", "flow_factor"), "hybrid_flow_factor", "float"),
+    (("hybrid", "comp_alpha"), "hybrid_comp_alpha", "float"),
 )
 
 
@@ -249,4 +260,24 @@ def animatediff_conflicts(p: "Preset") -> list[str]:
     if p.checkpoint_schedule is not None:
         problems.append("checkpoint_schedule is not used (the motion UNet is built on one model); remove it and "
                         "set model:")
+    return problems
+
+
+def hybrid_conflicts(p: "Preset") -> list[str]:
+    """What a preset with hybrid video on asks for that does not go with it. A hybrid run keeps the keyframed
+    camera loop (the init is the previous output) and uses the input video only as the hybrid source, so the
+    video-input blends, which start from the input frame, do not apply."""
+    if not p.hybrid.active:
+        return []
+    if not p.init_video:
+        return ["hybrid motion/composite follow the input video: set init_video (Deforum's video_init_path)"]
+    problems = []
+    if p.cadence != 1:
+        problems.append(f"cadence {p.cadence} is not supported with hybrid video yet; set cadence: 1")
+    if p.engine != "frames":
+        problems.append("engine animatediff does not use the previous output; use engine: frames")
+    for key, value in (("video_blend", p.video_blend), ("flow_blend", p.flow_blend),
+                       ("coherence.fusion.weight", p.coherence.fusion.weight)):
+        if is_on(value):
+            problems.append(f"{key} blends into the input frame, which a hybrid run does not start from; remove it")
     return problems

@@ -54,6 +54,27 @@ class Motion(_Section):
     save_depth: bool = False
 
 
+class Hybrid(_Section):
+    """Deforum's hybrid video (2D/3D with init_video): the camera keeps moving the previous output, and the input
+    video's own motion (estimated between input frames t-1 and t) moves it further; its frames can be blended in.
+    Order per frame (Deforum's): camera warp, `before_motion` composite, hybrid motion, `normal` composite,
+    colour/contrast/noise, img2img, `after_generation` composite, colour match. Comp masks are not supported."""
+
+    motion: Literal["none", "optical_flow", "perspective", "affine"] = "none"
+    use_prev_img: bool = False  # estimate from the (camera-warped) previous output to input t, not input t-1 to t
+    flow_method: Literal["dis", "farneback"] = "dis"  # optical_flow: anim.motion.flow methods
+    flow_factor: Sched = 1.0  # optical_flow: scale of the flow applied (Deforum's hybrid_flow_factor_schedule)
+    flow_consistency: bool = False  # optical_flow: damp and reverse the flow where forward/backward disagree
+    consistency_blur: float = Field(2.0, ge=0.0, le=100.0)  # px: Gaussian sigma of that reliability map
+    composite: Literal["none", "normal", "before_motion", "after_generation"] = "none"
+    comp_alpha: Sched = 0.5  # 0 = the previous output, 1 = the input frame (Deforum's hybrid_comp_alpha_schedule)
+
+    @property
+    def active(self) -> bool:
+        """Whether hybrid video does anything (motion or compositing on)."""
+        return self.motion != "none" or self.composite != "none"
+
+
 class LoRA(_Section):
     """One LoRA file with a scheduled weight."""
 

@@ -153,3 +153,25 @@ def test_hybrid_refuses_what_does_not_go_with_it(extra, words):
     with pytest.raises(PresetError, match=words):
         load_preset(SMOKE, ["init_video=in.mp4", "hybrid.motion=affine", extra])
     assert load_preset(SMOKE, ["init_video=in.mp4", "hybrid.motion=affine"]).preset.hybrid.active
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_is_identical_with_hybrid_video(tmp_path):
+    """Everything a hybrid frame uses comes from the PNGs and the input video, so a killed render resumes to
+    the frames of an uninterrupted one."""
+    import yaml
+
+    from tests.batch.util import killed_then_resumed, render_cli
+
+    video = homography_video(tmp_path)
+    preset = tmp_path / "hybrid.yaml"
+    preset.write_text(yaml.safe_dump({
+        "model": "tiny", "width": SIZE, "height": SIZE, "steps": 3, "seed": 4, "max_frames": N, "fps": 4,
+        "prompts": {0: "a mossy wall"}, "init_video": str(video), "denoise": 0.5, "noise": 0.0,
+        "motion": {"mode": "2d", "zoom": "0:(1.01)"}, "output": {"video": False},
+        "hybrid": {"motion": "perspective", "composite": "normal", "comp_alpha": "0:(0.3)"}}))
+    assert render_cli(preset, "--out", tmp_path / "whole").returncode == 0
+    killed_then_resumed(preset, tmp_path / "killed", kill_at=2, total=N)
+    for name in (f"{i:06d}.png" for i in range(N)):
+        assert np.array_equal(read_png_u8(tmp_path / "whole" / "frames" / name),
+                              read_png_u8(tmp_path / "killed" / "frames" / name))

@@ -8,10 +8,10 @@ eta 0 is plain Euler; eta 1 installs nothing (bit-identical).
 """
 from __future__ import annotations
 
-import functools
 import math
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 
+from anim.diffusion.samplers import patched
 from anim.errors import ModelError
 
 UNSUPPORTED = ("KDPM2AncestralDiscreteScheduler", "DPMSolverSDEScheduler")  # ancestral, but not wrapped here
@@ -37,14 +37,11 @@ def ancestral_eta(scheduler, eta: float):
                          "ignore it, so set ancestral_eta: 1 or use euler_a")
     if name != "EulerAncestralDiscreteScheduler":
         return nullcontext()
-    return _wrapped(scheduler, float(eta))
+    return patched(scheduler, "step", lambda original: _with_eta(scheduler, original, float(eta)))
 
 
-@contextmanager
-def _wrapped(scheduler, eta: float):
-    original = scheduler.step
-
-    @functools.wraps(original)  # pipelines read the signature to pass `generator`
+def _with_eta(scheduler, original, eta: float):
+    """Euler a's `step` recombined with eta's sigmas (module docstring)."""
     def step(model_output, timestep, sample, *args, **kwargs):
         index = scheduler.step_index if scheduler.step_index is not None else scheduler.index_for_timestep(timestep)
         sigma, sigma_to = float(scheduler.sigmas[index]), float(scheduler.sigmas[index + 1])
@@ -64,8 +61,4 @@ def _wrapped(scheduler, eta: float):
         result.prev_sample = new
         return result
 
-    scheduler.step = step
-    try:
-        yield
-    finally:
-        scheduler.step = original
+    return step

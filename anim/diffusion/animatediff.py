@@ -18,7 +18,7 @@ import torch
 
 from anim.diffusion.ancestral import ancestral_eta
 from anim.diffusion.control_modes import control_modes
-from anim.diffusion.diffuse import ControlInput, check_size, effective_steps
+from anim.diffusion.diffuse import ControlInput, check_controlnet_fits, check_size, control_kwargs, effective_steps
 from anim.diffusion.samplers import make_scheduler, seed_scheduler
 
 
@@ -78,7 +78,9 @@ class WindowDiffuser:
             "callback_on_step_end": _keep_fixed(x0, noise, window.fixed, timesteps),
             "decode_chunk_size": 4,
         }
-        kwargs.update(_control_kwargs(window.controls))
+        if window.controls:  # per unit the frames' control images, as lists of (3, H, W)
+            kwargs.update(control_kwargs(window.controls, "conditioning_frames",
+                                         [list(c.image.float().clamp(0, 1)) for c in window.controls]))
         if window.eta:
             kwargs["eta"] = float(window.eta)
         per_frame = torch.cat([window.uncond, window.cond]) if window.cfg_scale > 1.0 else window.cond
@@ -98,6 +100,8 @@ class WindowDiffuser:
             from diffusers import AnimateDiffVideoToVideoControlNetPipeline
 
             nets = [c.model for c in controls]
+            for net in nets:
+                check_controlnet_fits(net, self.models)
             pipe = AnimateDiffVideoToVideoControlNetPipeline(**self._parts, controlnet=nets[0] if len(nets) == 1
                                                              else nets)
             pipe.set_progress_bar_config(disable=True)
@@ -144,16 +148,3 @@ def _keep_fixed(x0: torch.Tensor, noise: torch.Tensor, fixed: int, timesteps: to
         return {"latents": latents}
 
     return callback
-
-
-def _control_kwargs(controls: list[ControlInput]) -> dict:
-    """ControlNet arguments: per unit the frames' control images (as lists of (3, H, W)), weight and window."""
-    if not controls:
-        return {}
-    single = len(controls) == 1
-    frames = [list(c.image.float().clamp(0, 1)) for c in controls]
-    pick = (lambda values: values[0]) if single else (lambda values: values)  # noqa: E731
-    return {"conditioning_frames": pick(frames),
-            "controlnet_conditioning_scale": pick([float(c.weight) for c in controls]),
-            "control_guidance_start": pick([float(c.guidance_start) for c in controls]),
-            "control_guidance_end": pick([float(c.guidance_end) for c in controls])}

@@ -155,16 +155,19 @@ def image_kwargs(init, denoise, steps, width, height, controls) -> dict:
         kwargs = {"image": fit_image(init, width, height), "strength": min(float(denoise), 1.0),
                   "num_inference_steps": effective_steps(steps, float(denoise))}
     if controls:
-        images = [fit_image(c.image, width, height) for c in controls]
-        single = len(controls) == 1
-        pick = (lambda values: values[0]) if single else (lambda values: values)  # noqa: E731
-        kwargs.update({
-            "control_image" if init is not None else "image": pick(images),
+        kwargs.update(control_kwargs(controls, "control_image" if init is not None else "image",
+                                     [fit_image(c.image, width, height) for c in controls]))
+    return kwargs
+
+
+def control_kwargs(controls: list[ControlInput], image_key: str, images: list) -> dict:
+    """The ControlNet arguments diffusers' pipelines share: each unit's control `images` under `image_key`, its
+    weight and step window; plain values for one unit, lists for several (MultiControlNet)."""
+    pick = (lambda values: values[0]) if len(controls) == 1 else (lambda values: values)  # noqa: E731
+    return {image_key: pick(images),
             "controlnet_conditioning_scale": pick([float(c.weight) for c in controls]),
             "control_guidance_start": pick([float(c.guidance_start) for c in controls]),
-            "control_guidance_end": pick([float(c.guidance_end) for c in controls]),
-        })
-    return kwargs
+            "control_guidance_end": pick([float(c.guidance_end) for c in controls])}
 
 
 @contextmanager

@@ -9,12 +9,13 @@ With weight 0 nothing is installed: frames are bit-identical to renders without 
 """
 from __future__ import annotations
 
-import functools
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
+
+from anim.diffusion.samplers import patched
 
 
 @dataclass
@@ -76,34 +77,32 @@ def scale_factor(before: torch.Tensor, after: torch.Tensor) -> float | None:
 def fused(scheduler, fusion: FusionInput, prediction: str = "epsilon"):
     """Fusion on one call's scheduler (a fresh instance per call): its `scale_model_input` and `step` are
     wrapped for the block, and put back after."""
-    step, scale = scheduler.step, scheduler.scale_model_input
     seen = {"c_in": 1.0, "steps": 0}
     amount = (float(fusion.weight) * fusion.mask).clamp(0.0, 1.0)
 
-    @functools.wraps(scale)
-    def scale_model_input(sample, *args, **kwargs):
-        out = scale(sample, *args, **kwargs)
-        factor = scale_factor(sample, out)
-        if factor is not None:
-            seen["c_in"] = factor
-        return out
+    def wrap_scale(scale):
+        def scale_model_input(sample, *args, **kwargs):
+            out = scale(sample, *args, **kwargs)
+            factor = scale_factor(sample, out)
+            if factor is not None:
+                seen["c_in"] = factor
+            return out
+        return scale_model_input
 
-    @functools.wraps(step)  # pipelines read step's signature to decide whether to pass `generator` and `eta`
-    def fused_step(model_output, timestep, sample, *args, **kwargs):
-        index, seen["steps"] = seen["steps"], seen["steps"] + 1
-        total = max(1, len(scheduler.timesteps) - int(getattr(scheduler, "begin_index", None) or 0))
-        if in_window(index, total, fusion.start, fusion.end):
-            alpha, sigma = vp_levels(scheduler.alphas_cumprod, timestep, seen["c_in"])
-            model_output = fuse_output(model_output, sample, c_in=seen["c_in"], alpha=alpha, sigma=sigma,
-                                       prediction=prediction, guide=fusion.guide.to(sample.device),
-                                       amount=amount.to(sample.device))
-        return step(model_output, timestep, sample, *args, **kwargs)
+    def wrap_step(step):
+        def fused_step(model_output, timestep, sample, *args, **kwargs):
+            index, seen["steps"] = seen["steps"], seen["steps"] + 1
+            total = max(1, len(scheduler.timesteps) - int(getattr(scheduler, "begin_index", None) or 0))
+            if in_window(index, total, fusion.start, fusion.end):
+                alpha, sigma = vp_levels(scheduler.alphas_cumprod, timestep, seen["c_in"])
+                model_output = fuse_output(model_output, sample, c_in=seen["c_in"], alpha=alpha, sigma=sigma,
+                                           prediction=prediction, guide=fusion.guide.to(sample.device),
+                                           amount=amount.to(sample.device))
+            return step(model_output, timestep, sample, *args, **kwargs)
+        return fused_step
 
-    scheduler.scale_model_input, scheduler.step = scale_model_input, fused_step
-    try:
+    with patched(scheduler, "scale_model_input", wrap_scale), patched(scheduler, "step", wrap_step):
         yield scheduler
-    finally:
-        scheduler.scale_model_input, scheduler.step = scale, step
 
 
 def latent_mask(mask: torch.Tensor, height: int, width: int) -> torch.Tensor:

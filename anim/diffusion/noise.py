@@ -11,11 +11,12 @@ multiplier 1 nothing is installed: frames are bit-identical to renders without t
 """
 from __future__ import annotations
 
-import functools
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
+
+from anim.diffusion.samplers import patched
 
 
 @dataclass(frozen=True)
@@ -75,21 +76,18 @@ def txt2img_latents(seed: int, shape: tuple[int, ...], settings: NoiseSettings, 
 def img2img_noise(scheduler, settings: NoiseSettings):
     """For one img2img call: the scheduler's first add_noise (the init latent's noising) gets the adjusted noise;
     later calls (cross-frame anchors, fixed frames) are left alone. Put back after the block."""
-    original = scheduler.add_noise
     calls = {"n": 0}
 
-    @functools.wraps(original)
-    def add_noise(original_samples, noise, timesteps):
-        calls["n"] += 1
-        if calls["n"] == 1:
-            noise = adjust(noise, settings)
-        return original(original_samples, noise, timesteps)
+    def wrap(original):
+        def add_noise(original_samples, noise, timesteps):
+            calls["n"] += 1
+            if calls["n"] == 1:
+                noise = adjust(noise, settings)
+            return original(original_samples, noise, timesteps)
+        return add_noise
 
-    scheduler.add_noise = add_noise
-    try:
+    with patched(scheduler, "add_noise", wrap):
         yield
-    finally:
-        scheduler.add_noise = original
 
 
 def initial_noise(pipe, kwargs: dict, settings: NoiseSettings | None, *, seed: int, width: int, height: int,

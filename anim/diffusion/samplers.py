@@ -6,12 +6,14 @@ so no instance is ever shared between frames, runs or the items of a lockstep ba
 
 from __future__ import annotations
 
+import functools
 import inspect
+from contextlib import contextmanager
 
 from anim.errors import ModelError
 from anim.preset.samplers import SAMPLERS, Sampler, sampler_names
 
-__all__ = ["SAMPLERS", "Sampler", "a1111_label", "make_scheduler", "sampler_names", "seed_scheduler"]
+__all__ = ["SAMPLERS", "Sampler", "a1111_label", "make_scheduler", "patched", "sampler_names", "seed_scheduler"]
 
 
 def _row(name: str) -> Sampler:
@@ -43,3 +45,15 @@ def seed_scheduler(scheduler, seed: int) -> None:
     if hasattr(scheduler, "noise_sampler_seed"):
         scheduler.noise_sampler_seed = int(seed)
         scheduler.noise_sampler = None
+
+
+@contextmanager
+def patched(scheduler, name: str, make):
+    """For the block, one call's scheduler method `name` is `make(original)`, with the original's signature
+    (pipelines read step's signature to decide whether to pass `generator` and `eta`); put back after."""
+    original = getattr(scheduler, name)
+    setattr(scheduler, name, functools.wraps(original)(make(original)))
+    try:
+        yield scheduler
+    finally:
+        setattr(scheduler, name, original)

@@ -206,13 +206,13 @@ class DiffusionMaker:
             row["blend_weight"], mode=p.prompt_blend_mode, clip_skip=int(row["clip_skip"]),
         )
         self.times["prompt"] += time.perf_counter() - started
+        features = {**self._cross_frame(row, anchors), **self._fusion(frame, row), **noise_kwargs(row)}  # once
 
         def make(seed: int) -> torch.Tensor:
             image = self._diffuse(
                 frame, init=init, cond=cond, uncond=uncond, denoise=1.0 if denoise is None else denoise,
                 cfg_scale=row["cfg_scale"], steps=int(row["steps"]), sampler=row.get("sampler", p.sampler), seed=seed,
-                width=p.width, height=p.height, controls=controls, **self._cross_frame(row, anchors),
-                **self._fusion(frame, row), **noise_kwargs(row),
+                width=p.width, height=p.height, controls=controls, **features,
             )
             if has_bad_pixels(image):
                 raise ModelError(f"frame {row['frame']}: the model produced NaN/inf pixels (try dtype: fp32 or another "
@@ -242,7 +242,6 @@ class DiffusionMaker:
             if old != 0:
                 del self._anchor_latents[old]
         return {"cross_frame": CrossFrameInput(weight, latents, int(row["seed"]))}
-
 
     def _fusion(self, frame: int, row: dict) -> dict:
         """{"fusion": FusionInput} when the frame's fusion weight is > 0 and step 3 carried the previous output

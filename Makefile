@@ -15,7 +15,7 @@ LOCK_IN := pyproject.toml requirements/extra.in --all-extras -c requirements/tor
            --python-platform x86_64-manylinux_2_28 --generate-hashes --no-emit-package anim
 DRIFT   := .drift
 
-.PHONY: install test test-slow test-all smoke lint lock drift clean
+.PHONY: install browser test test-slow test-all smoke lint lock drift clean
 
 install: $(STAMP)
 
@@ -27,13 +27,17 @@ $(STAMP): $(LOCK) pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-test: lint
+# Headless Chromium for the dashboard's browser tests (tests/serve/), from Debian; only when chromedriver is missing.
+browser:
+	@command -v chromedriver >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
+
+test: lint browser
 	$(BIN)/python -m pytest -q -m "not slow"
 
-test-slow: $(STAMP)
+test-slow: $(STAMP) browser
 	$(BIN)/python -m pytest -q -m slow
 
-test-all: $(STAMP)
+test-all: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
 smoke: $(STAMP)

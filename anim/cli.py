@@ -19,6 +19,7 @@ USAGE_EXAMPLES = """examples:
   python render.py my_deforum_settings.txt max_frames=24 --dry-run   # a Deforum settings file or Parseq export
   python render.py import-deforum my_deforum_settings.txt -o preset.yaml
   python render.py finish outputs/tunnel output.formats=[mp4,gif]   # (re)run upscale/interpolate/formats only
+  python render.py serve outputs/night                # live web page over a batch root (render.py serve -h)
 """
 
 
@@ -51,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
             return batch_main(argv[1:])
         if argv and argv[0] == "import-deforum":
             return import_main(argv[1:])
+        if argv and argv[0] == "serve":
+            from anim.serve.cli import serve_main
+
+            return serve_main(argv[1:])
         command, argv = (finish_main, argv[1:]) if argv and argv[0] == "finish" else (render_main, argv)
         if threading.current_thread() is not threading.main_thread():
             return command(argv)

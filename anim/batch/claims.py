@@ -115,6 +115,15 @@ def is_free(record: dict | None, mtime: float, stale_after: float, now: float | 
     return False  # unreadable (being written without hard links) or another host with a fresh heartbeat
 
 
+def held(claims_dir: Path, job: str, stale_after: float = STALE_S) -> bool:
+    """True when a live worker holds `job`'s current claim (it is rendering it); readers such as the dashboard."""
+    chain = _chain(Path(claims_dir) / job)
+    if not chain:
+        return False
+    record, mtime = _read(chain[-1][1])
+    return not is_free(record, mtime, stale_after)
+
+
 def try_claim(claims_dir: Path, job: str, session: str, worker: str,
               stale_after: float = STALE_S) -> Claim | None:
     """Claim `job` for this process, or None when another live worker holds it (or won the race)."""

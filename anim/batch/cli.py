@@ -35,6 +35,7 @@ EXAMPLES = """examples:
 each job renders into ROOT/<preset stem>/ (a second preset with the same stem gets <stem>-2, in the order
 the presets are listed); run the same command with the same --out to continue a batch
 job status in batch.json: done | failed | skipped (finished before; with a reason: not started) | interrupted
+| cancelled (ROOT/.control/cancel/<job>; `render.py serve ROOT` writes it, and pause/requeue files too)
 exit code: 0 all jobs finished, 1 a job failed or the disk guard stopped the queue, 2 usage error,
 130 stopped by SIGINT/SIGTERM (run the same command with the same --out to continue)
 """
@@ -127,6 +128,7 @@ def run_batch(jobs: list[Job], root: Path, *, overrides: tuple[str, ...] = (), r
     root = Path(root).resolve()
     root.mkdir(parents=True, exist_ok=True)
     session = Session.create(root)
+    session.write_jobs([job.name for job in jobs])
     devices = [] if ray else pick_devices(gpus, workers)
     opts = Options(root=root, session=session, overrides=tuple(overrides), retries=retries, force=force,
                    threads=threads_per_worker(len(devices), devices), free_space=free_space,

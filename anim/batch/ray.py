@@ -12,6 +12,7 @@ import socket
 import sys
 import time
 
+from anim.batch.control import wait_while_paused
 from anim.batch.jobs import Job
 from anim.batch.local import stop_on_signals
 from anim.batch.process import WorkerProcess
@@ -67,6 +68,7 @@ def ray_task(job: Job, opts: Options) -> dict | None:
     """Body of one Ray task: run the job once it can be claimed; None if the batch stopped first."""
     worker = f"ray:{socket.gethostname()}:{os.getpid()}"
     while True:
+        wait_while_paused(opts.root, lambda: bool(opts.session.stopping() or opts.session.draining()))
         if opts.session.stopping() or opts.session.draining():
             return None
         res = run_job(job, opts, worker, ray_process())

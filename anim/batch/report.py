@@ -41,7 +41,7 @@ def counts(rows: list[dict]) -> str:
     def label(row: dict) -> str:
         return "not started" if row["status"] == "skipped" and row.get("error") else row["status"]
 
-    order = ("done", "skipped", "interrupted", "not started", "failed")
+    order = ("done", "skipped", "interrupted", "cancelled", "not started", "failed")
     tally = {status: sum(label(r) == status for r in rows) for status in order}
     return ", ".join(f"{n} {status}" for status, n in tally.items() if n)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from anim.batch.claims import HEARTBEAT_S, STALE_S, Claim, Heartbeat, try_claim
+from anim.batch.control import CANCELLED, cancel_requested
 from anim.batch.jobs import (
     FrameWatch,
     Job,
@@ -27,6 +28,7 @@ from anim.batch.jobs import (
 from anim.batch.process import WorkerProcess
 from anim.batch.session import Session
 from anim.errors import AnimError
+from anim.media.png import is_complete_png
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,8 @@ def engine_render(run, *, should_stop, low_memory: bool, proc: WorkerProcess, th
 
 
 class StopCheck:
-    """The engine's should_stop: batch stop flag, a direct SIGTERM, a lost claim; also watches frames."""
+    """The engine's should_stop: batch stop flag, a direct SIGTERM, a lost claim, a cancel file; also watches
+    frames."""
 
     def __init__(self, session: Session, claim: Claim, watch: FrameWatch, terminated: threading.Event) -> None:
         self.session, self.claim, self.watch, self.terminated = session, claim, watch, terminated
@@ -93,6 +96,8 @@ class StopCheck:
             self.reason = "lost claim"
         elif self.terminated.is_set():
             self.reason = "worker terminated"
+        elif cancel_requested(self.session.root, self.claim.path.parent.name):
+            self.reason = CANCELLED
         else:
             self.reason = self.session.stopping()
         return self.reason is not None
@@ -130,10 +135,13 @@ def _claimed(job: Job, opts: Options, claim: Claim, worker: str, proc: WorkerPro
 
 
 def prepare(job: Job, opts: Options, claim: Claim, worker: str, *, skip_finished: bool = True):
-    """(run, attempts so far) for a job to render, or its result row: died too often, bad preset, finished,
-    or no disk space (which also drains the queue)."""
+    """(run, attempts so far) for a job to render, or its result row: cancelled, died too often, bad preset,
+    finished, or no disk space (which also drains the queue)."""
     from anim.runfolder import open_run
 
+    if cancel_requested(opts.root, job.name):
+        frames = [p for p in (opts.root / job.name / "frames").glob("[0-9]*.png") if is_complete_png(p)]
+        return result(job, "cancelled", error=f"not started: {CANCELLED}", frames=len(frames), worker=worker)
     deaths = claim.deaths(opts.session.id)
     if len(deaths) > opts.retries:
         last = deaths[-1]
@@ -202,7 +210,7 @@ def ended_row(job: Job, run, stop: StopCheck, error: BaseException | None, befor
     if stop.reason == "lost claim":
         return None
     if stop.reason is not None:
-        return result(job, "interrupted", error=stop.reason, **common)
+        return result(job, "cancelled" if stop.reason == CANCELLED else "interrupted", error=stop.reason, **common)
     return result(job, "failed", error=one_line(error), **common)
 
 

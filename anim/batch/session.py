@@ -83,6 +83,14 @@ class Session:
         except (FileNotFoundError, json.JSONDecodeError):
             return None
 
+    def forget_result(self, name: str) -> None:
+        """Drop a job's outcome so the workers see it pending again (a requeue, anim.batch.control)."""
+        (self.dir / "results" / f"{name}.json").unlink(missing_ok=True)
+
+    def write_jobs(self, names: list[str]) -> None:
+        """jobs.json: this call's job names in queue order, for readers that list the queue (the dashboard)."""
+        atomic_write_text(self.dir / "jobs.json", json.dumps(names))
+
     def remove(self) -> None:
         """Delete the session folder once batch.json holds everything (and .batch/ when empty)."""
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 
+from anim.batch.control import take_requeues, wait_while_paused
 from anim.batch.jobs import Job
 from anim.batch.process import WorkerProcess
 from anim.batch.run import Options, describe, log_line, run_job
@@ -22,7 +23,7 @@ def stop_requested(opts: Options, proc: WorkerProcess) -> bool:
 
 def worker_main(label: str, jobs: list[Job], opts: Options, proc: WorkerProcess | None = None) -> None:
     """A local worker process: claim and run jobs (or lockstep groups) until every job has a result or the
-    batch stops."""
+    batch stops. Honours ROOT/.control (anim.batch.control): waits while paused, takes requeue requests."""
     proc = proc or WorkerProcess()
     if opts.lockstep > 1:
         from anim.batch.group import run_group as step
@@ -32,12 +33,13 @@ def worker_main(label: str, jobs: list[Job], opts: Options, proc: WorkerProcess 
             return None if res is None else [res]
     session = opts.session
     while not stop_requested(opts, proc):
+        take_requeues(opts.root, [job.name for job in jobs], session.forget_result)
         pending = [job for job in jobs if session.read_result(job.name) is None]
         if not pending:
             return
         progressed = False
         for job in pending:
-            if stop_requested(opts, proc):
+            if not wait_while_paused(opts.root, lambda: stop_requested(opts, proc)) or stop_requested(opts, proc):
                 return
             if session.read_result(job.name) is not None:
                 continue

@@ -57,12 +57,18 @@ def strip_tags(text: str) -> str:
     return TAG.sub("", text).strip()
 
 
-def _number(value: str, what: str, tag: str) -> float:
-    """A weight as A1111 reads it (Python's float), refused unless finite."""
+def _number(value: str, what: str, tag: str) -> tuple[float, str, str]:
+    """(weight, what, text) as A1111 reads it (Python's float: 'nan' and 'inf' read, 'abc' fails); whether it is
+    finite is checked on the weight that is finally used (`_finite`), since a named te=/unet= replaces it."""
     try:
-        number = float(value)
+        return float(value), what, value
     except ValueError:
         raise ScheduleError(f"{tag}: {what} {value!r} is not a number") from None
+
+
+def _finite(weight: tuple[float, str, str], tag: str) -> float:
+    """The weight a tag uses, refused unless finite."""
+    number, what, value = weight
     if not math.isfinite(number):
         raise ScheduleError(f"{tag}: {what} {value!r} is not a finite number")
     return number
@@ -84,10 +90,11 @@ def parse_tag(kind: str, args: str, tag: str) -> tuple[str, float]:
         raise ScheduleError(f"{tag}: DyLoRA dimensions (dyn, a fourth argument) are not supported")
     if unknown:
         raise ScheduleError(f"{tag}: unknown argument {unknown[0]!r} (A1111's are te= and unet=)")
-    te = _number(positional[1], "weight", tag) if len(positional) > 1 else 1.0
+    te = _number(positional[1], "weight", tag) if len(positional) > 1 else (1.0, "weight", "1")
     te = _number(named["te"], "te", tag) if "te" in named else te
     unet = _number(positional[2], "UNet weight", tag) if len(positional) > 2 else te
     unet = _number(named["unet"], "unet", tag) if "unet" in named else unet
+    te, unet = _finite(te, tag), _finite(unet, tag)
     if unet != te:
         raise ScheduleError(f"{tag}: separate text-encoder ({te:g}) and UNet ({unet:g}) weights are not supported; "
                             "give one weight")

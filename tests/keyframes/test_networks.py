@@ -129,3 +129,13 @@ def test_frames_without_tags_are_zero_and_errors_name_the_frame():
     assert frame_networks(resolve_prompts({0: "a"}, 2))[1] == {}
     with pytest.raises(ScheduleError, match=r"frame 3: <lora:x:abc>: weight 'abc'"):
         frame_networks(resolve_prompts({0: "a", 3: "b <lora:x:abc>"}, 5))
+
+
+def test_a_weight_replaced_by_a_named_one_may_be_any_float():
+    """A1111 reads the positional weight with float() and then replaces it with te=: 'nan' there is harmless
+    (found by hypothesis), 'abc' still fails as A1111's float() does."""
+    assert prompt_networks("<lora:cat:te=0.5:nan>") == ("", {"cat": 0.5})
+    with pytest.raises(ScheduleError, match="not a number"):
+        prompt_networks("<lora:cat:abc:te=0.5>")
+    with pytest.raises(ScheduleError, match="not a finite number"):
+        prompt_networks("<lora:cat:0.5:unet=nan>")

@@ -1,7 +1,8 @@
 """Step 3 for hybrid video (Deforum's hybrid_motion / hybrid_composite in 2D/3D mode): the camera-warped previous
 output composited with and moved like the input video, in Deforum's order (render.py: anim_frame_warp, 'Before
 Motion' composite, hybrid motion from input frame t-1 to t, 'Normal' composite; 'After Generation' blends the
-input into the diffused output before its colour match). Comp masks are not supported.
+input into the diffused output before its colour match), each composite through the comp mask when one is set
+(anim.coherence.hybrid_mask). With cadence, in-betweens follow the video's motion (`follow_video`).
 
 Functions of (image tensors, the frame's row, the preset's `hybrid` section); the motion maths is
 anim.motion.hybrid. Input frames are (H, W, 3) uint8 RGB arrays or (1, 3, H, W) tensors in [0, 1]."""
@@ -9,18 +10,28 @@ from __future__ import annotations
 
 import torch
 
+from anim.coherence.hybrid_mask import comp_mask, masked_composite
 from anim.media.tensors import from_uint8_hwc
 from anim.motion.hybrid import estimate_hybrid_matrix, hybrid_flow, warp_by_hybrid_flow, warp_hybrid
 from anim.preset.sections import Hybrid
 
 
-def composite(image: torch.Tensor, source: torch.Tensor, alpha: float) -> torch.Tensor:
-    """The input frame blended into `image` by `alpha` (PIL Image.blend, as Deforum: 0 keeps `image`, 1 gives
-    `source`); alpha 0 returns `image` itself, so a composite that does nothing changes no bit."""
-    alpha = float(alpha)
-    if alpha == 0.0:
-        return image
-    return torch.lerp(image, source.to(image.dtype), alpha)
+def composite(image: torch.Tensor, source: torch.Tensor, row: dict, settings: Hybrid,
+              depth: torch.Tensor | None = None) -> torch.Tensor:
+    """The input frame composited into `image`: through the comp mask (if any), then blended by the frame's
+    comp_alpha (0 keeps `image` bit for bit, 1 gives the composite)."""
+    mask = comp_mask(image, source, depth, row, settings)
+    return masked_composite(image, source, mask, row["hybrid_comp_alpha"])
+
+
+def comp_depth(settings: Hybrid, depth_model, prev: torch.Tensor, source, row: dict) -> torch.Tensor | None:
+    """The depth map a depth comp mask is made from: of the previous output ('depth', Deforum's depth of the last
+    generation) or of the input frame ('video_depth'); None for other masks."""
+    if settings.comp_mask == "depth":
+        return depth_model.predict(prev, near=row["near"], far=row["far"])
+    if settings.comp_mask == "video_depth":
+        return depth_model.predict(_tensor_like(source, prev), near=row["near"], far=row["far"])
+    return None
 
 
 def hybrid_motion(image: torch.Tensor, reference, source, settings: Hybrid, flow_factor: float) -> torch.Tensor:
@@ -36,29 +47,39 @@ def hybrid_motion(image: torch.Tensor, reference, source, settings: Hybrid, flow
     return image
 
 
-def hybrid_before_diffusion(warped: torch.Tensor, source, source_before, row: dict, settings: Hybrid
-                            ) -> torch.Tensor:
+def hybrid_before_diffusion(warped: torch.Tensor, source, source_before, row: dict, settings: Hybrid,
+                            depth: torch.Tensor | None = None) -> torch.Tensor:
     """The init of a hybrid frame from the camera-warped previous output `warped`, input frame t `source` and
-    input frame t-1 `source_before`: 'before_motion' composite, hybrid motion, 'normal' composite (Deforum's
-    order; the colour/contrast/noise of step 3 follow)."""
+    the input frame of the previous key `source_before`: 'before_motion' composite, hybrid motion, 'normal'
+    composite (Deforum's order; the colour/contrast/noise of step 3 follow). `depth`: see comp_depth."""
     source_t = _tensor_like(source, warped)
     image = warped
     if settings.composite == "before_motion":
-        image = composite(image, source_t, row["hybrid_comp_alpha"])
+        image = composite(image, source_t, row, settings, depth)
     if settings.motion != "none":
         reference = image if settings.use_prev_img else source_before
         image = hybrid_motion(image, reference, source_t, settings, float(row["hybrid_flow_factor"]))
     if settings.composite == "normal":
-        image = composite(image, source_t, row["hybrid_comp_alpha"])
+        image = composite(image, source_t, row, settings, depth)
     return image
 
 
-def hybrid_after_generation(image: torch.Tensor, source, row: dict, settings: Hybrid) -> torch.Tensor:
-    """Deforum's 'After Generation' composite: the input frame blended into the diffused output (frames after
+def hybrid_after_generation(image: torch.Tensor, source, row: dict, settings: Hybrid,
+                            depth: torch.Tensor | None = None) -> torch.Tensor:
+    """Deforum's 'After Generation' composite: the input frame composited into the diffused output (frames after
     the first; before the output's colour match). Other composites return `image` unchanged."""
     if settings.composite != "after_generation" or source is None:
         return image
-    return composite(image, _tensor_like(source, image), row["hybrid_comp_alpha"])
+    return composite(image, _tensor_like(source, image), row, settings, depth)
+
+
+def follow_video(image: torch.Tensor, frame_from, frame_to, row: dict, settings: Hybrid) -> torch.Tensor:
+    """A cadence in-between's key moved by the input video's motion from input frame `frame_from` (the key's) to
+    `frame_to` (the in-between's), as Deforum moves its cadence frames; composites are not applied there."""
+    if settings.motion == "none":
+        return image
+    return hybrid_motion(image, frame_from, _tensor_like(frame_to, image), settings,
+                         float(row["hybrid_flow_factor"]))
 
 
 def _tensor_like(frame, like: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,7 @@ import torch
 
 from anim.coherence.color import match_histograms
 from anim.coherence.filters import add_noise, apply_contrast, unsharp_mask
+from anim.coherence.masks import masked_noise
 from anim.motion.flow import consistency_mask, estimate_flow, warp_by_flow
 from anim.preset import Preset
 
@@ -28,23 +29,39 @@ def flow_coherence(base: torch.Tensor, followed: torch.Tensor, mask: torch.Tenso
     return base + (strength * mask) * (followed - base)
 
 
-def prepare_init(image: torch.Tensor, reference, row: dict, preset: Preset) -> torch.Tensor:
-    """Step 3: colour match to the reference, contrast, unsharp mask, seeded noise (Deforum's order)."""
+def match_space(color_coherence: str) -> str:
+    """The colour space a `color_coherence` setting matches in: video_input matches in LAB (Deforum's
+    maintain_colors treats every mode but RGB/HSV as LAB)."""
+    return "lab" if color_coherence == "video_input" else color_coherence
+
+
+def video_reference_frame(frame: int, keys: list[int], every_n: int) -> int:
+    """color_coherence video_input: the input frame whose colours `frame` matches. Deforum takes the input
+    frame afresh at each key frame that is a multiple of `every_n`, so it is the last such key at or before
+    `frame` (frame 0 is always one)."""
+    return max(k for k in keys if k <= frame and k % every_n == 0)
+
+
+def prepare_init(image: torch.Tensor, reference, row: dict, preset: Preset,
+                 noise_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Step 3: colour match to the reference, contrast, unsharp mask, seeded noise (Deforum's order); with a
+    `noise_mask` (1, 1, H, W) the noise goes only inside it (Deforum's noise mask)."""
     if reference is not None and preset.color_coherence != "none":
-        image = match_histograms(image, reference, preset.color_coherence)
+        image = match_histograms(image, reference, match_space(preset.color_coherence))
     if row["contrast"] != 1.0:
         image = apply_contrast(image, row["contrast"])
     if row["unsharp_amount"] != 0.0:
         image = unsharp_mask(image, row["unsharp_amount"], kernel_size=int(row["unsharp_kernel"]),
                              sigma=row["unsharp_sigma"], threshold=row["unsharp_threshold"])
     if row["noise"] > 0.0:
-        image = add_noise(image, row["noise"], seed=int(row["seed"]), noise_type=preset.noise_type,
-                          perlin_octaves=preset.perlin_octaves, perlin_persistence=preset.perlin_persistence)
+        noised = add_noise(image, row["noise"], seed=int(row["seed"]), noise_type=preset.noise_type,
+                           perlin_octaves=preset.perlin_octaves, perlin_persistence=preset.perlin_persistence)
+        image = masked_noise(image, noised, noise_mask)
     return image
 
 
 def finish(image: torch.Tensor, reference, preset: Preset) -> torch.Tensor:
     """Step 6: colour match the diffused output to the reference again."""
     if reference is not None and preset.color_coherence != "none":
-        return match_histograms(image, reference, preset.color_coherence)
+        return match_histograms(image, reference, match_space(preset.color_coherence))
     return image

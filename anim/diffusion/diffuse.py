@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -18,6 +18,7 @@ from anim.diffusion.ancestral import ancestral_eta as ancestral_noise
 from anim.diffusion.control_modes import control_modes
 from anim.diffusion.crossframe import CrossFrame, CrossFrameInput
 from anim.diffusion.fusion import FusionInput, fused
+from anim.diffusion.masked import MaskInput, masked
 from anim.diffusion.noise import NoiseSettings, initial_noise
 from anim.diffusion.samplers import make_scheduler, seed_scheduler
 from anim.errors import InputError, ModelError
@@ -56,8 +57,9 @@ class PipelineCaller:
     of nets), and one call from embeddings with every per-call feature; subclasses build the pipelines."""
 
     def _call(self, embeds: dict, *, init, denoise, cfg_scale, steps, sampler, seed, width, height, controls,
-              cross_frame, fusion, noise, eta, ancestral_eta) -> torch.Tensor:
-        """(1,3,H,W) float32 in [0,1]: `embeds` (the pipeline's prompt embedding arguments) rendered."""
+              cross_frame, fusion, noise, eta, ancestral_eta, mask=None) -> torch.Tensor:
+        """(1,3,H,W) float32 in [0,1]: `embeds` (the pipeline's prompt embedding arguments) rendered; `mask`
+        (anim.diffusion.masked.MaskInput) restricts img2img's change to its area."""
         check_size(width, height)
         if init is not None and denoise <= 0:
             return init
@@ -73,7 +75,9 @@ class PipelineCaller:
         start_noise = initial_noise(pipe, kwargs, noise, seed=seed, width=width, height=height,
                                     img2img=init is not None)
         ancestral = ancestral_noise(pipe.scheduler, ancestral_eta)
-        with torch.inference_mode(), warnings.catch_warnings(), features, start_noise, ancestral:
+        restricted = masked(pipe, kwargs, mask) if mask is not None and init is not None else nullcontext()
+        # the mask's add_noise wrapper goes on before the noise settings' one, so it sees their adjusted noise
+        with torch.inference_mode(), warnings.catch_warnings(), features, restricted, start_noise, ancestral:
             warnings.filterwarnings("ignore", message="Should have ta>=t0")  # torchsde, harmless in img2img
             images = pipe(**kwargs).images
         self.calls += 1
@@ -113,7 +117,7 @@ class Diffuser(PipelineCaller):
                  cfg_scale: float, steps: int, sampler: str, seed: int, width: int, height: int,
                  controls: list[ControlInput] | None = None, cross_frame: CrossFrameInput | None = None,
                  fusion: FusionInput | None = None, noise: NoiseSettings | None = None,
-                 eta: float = 0.0, ancestral_eta: float = 1.0) -> torch.Tensor:
+                 eta: float = 0.0, ancestral_eta: float = 1.0, mask: MaskInput | None = None) -> torch.Tensor:
         """(1,3,H,W) float32 in [0,1] on the device; init None -> txt2img, else img2img with strength=denoise;
         `cross_frame` (weight > 0 and anchors) turns on cross-frame attention for this call, `fusion` (weight > 0)
         flow-guided latent fusion, `noise` A1111's variation seed and noise multiplier, `eta` DDIM's eta."""
@@ -123,7 +127,7 @@ class Diffuser(PipelineCaller):
         return self._call({"prompt_embeds": cond, "negative_prompt_embeds": uncond}, init=init, denoise=denoise,
                           cfg_scale=cfg_scale, steps=steps, sampler=sampler, seed=seed, width=width, height=height,
                           controls=controls, cross_frame=cross_frame, fusion=fusion, noise=noise, eta=eta,
-                          ancestral_eta=ancestral_eta)
+                          ancestral_eta=ancestral_eta, mask=mask)
 
     # ------------------------------------------------------------ pipelines
 

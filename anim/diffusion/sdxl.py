@@ -18,6 +18,7 @@ from anim.diffusion.conditioning import PromptEncoder
 from anim.diffusion.crossframe import CrossFrame, CrossFrameInput
 from anim.diffusion.diffuse import ControlInput, PipelineCaller, check_controlnet_fits
 from anim.diffusion.fusion import FusionInput
+from anim.diffusion.masked import MaskInput
 from anim.diffusion.noise import NoiseSettings
 from anim.diffusion.samplers import make_scheduler
 from anim.errors import ModelError
@@ -123,14 +124,14 @@ class SDXLDiffuser(PipelineCaller):
                  cfg_scale: float, steps: int, sampler: str, seed: int, width: int, height: int,
                  controls: list[ControlInput] | None = None, cross_frame: CrossFrameInput | None = None,
                  fusion: FusionInput | None = None, noise: NoiseSettings | None = None,
-                 eta: float = 0.0, ancestral_eta: float = 1.0) -> torch.Tensor:
+                 eta: float = 0.0, ancestral_eta: float = 1.0, mask: MaskInput | None = None) -> torch.Tensor:
         """(1,3,H,W) float32 in [0,1] on the device; init None -> txt2img, else img2img at strength=denoise;
-        `controls`, `cross_frame`, `fusion`, `noise` and `eta` mean what they mean to Diffuser."""
+        `controls`, `cross_frame`, `fusion`, `noise`, `eta` and `mask` mean what they mean to Diffuser."""
         embeds = {"prompt_embeds": cond.embeds, "negative_prompt_embeds": uncond.embeds,
                   "pooled_prompt_embeds": cond.pooled, "negative_pooled_prompt_embeds": uncond.pooled}
         return self._call(embeds, init=init, denoise=denoise, cfg_scale=cfg_scale, steps=steps, sampler=sampler,
                           seed=seed, width=width, height=height, controls=controls, cross_frame=cross_frame,
-                          fusion=fusion, noise=noise, eta=eta, ancestral_eta=ancestral_eta)
+                          fusion=fusion, noise=noise, eta=eta, ancestral_eta=ancestral_eta, mask=mask)
 
     def _build_control_pipe(self, img2img: bool, nets: list):
         """A StableDiffusionXLControlNet(Img2Img)Pipeline sharing our components (MultiControlNet for several),

@@ -41,7 +41,8 @@ def lockstep_key(preset) -> tuple | None:
     """
     if preset.loras or has_lora_tags(preset) or has_cross_frame(preset) or is_on(preset.coherence.fusion.weight) \
             or preset.engine == "animatediff" or has_noise_settings(preset) \
-            or preset.checkpoint_schedule is not None:  # a group shares one model; a sampler_schedule is per item
+            or preset.checkpoint_schedule is not None or preset.mask is not None:  # a group shares one model;
+        # a sampler_schedule is per item; masks act inside each frame's scheduler steps
         return None
     return (preset.model, preset.vae, preset.allow_pickle, preset.device, preset.dtype,
             preset.performance.model_dump_json(), int(preset.width), int(preset.height))

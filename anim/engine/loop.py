@@ -19,7 +19,8 @@ import torch
 from tqdm import tqdm
 
 from anim.coherence import prepare_reference
-from anim.coherence.hybrid import hybrid_after_generation
+from anim.coherence.hybrid import comp_depth, follow_video, hybrid_after_generation
+from anim.coherence.stages import video_reference_frame
 from anim.engine.cache import ModelCache
 from anim.engine.makers import DiffusionMaker, PreviewMaker
 from anim.engine.state import RunState
@@ -73,7 +74,7 @@ def check_inputs(run: Run) -> None:
 def _reference(run: Run, state: RunState, device: torch.device, redo: int):
     """The colour-coherence reference, prepared once: color_reference image, else the recorded or first frame."""
     p = run.preset
-    if p.color_coherence == "none":
+    if p.color_coherence in ("none", "video_input"):  # video_input: taken from the input video per key frame
         return None
     if p.color_reference:
         image = load_image(p.color_reference, p.width, p.height, device, "color_reference")
@@ -229,6 +230,7 @@ class FrameLoop:
         self.reference = _reference(run, state, self.device, redo)
         self.writer = FrameWriter(after_write=state.written)
         self.recent: dict[int, torch.Tensor] = {}  # frames made in this run, kept until the writer has them
+        self._video_reference: tuple[int, object] | None = None  # color_coherence video_input: (input frame, ref)
 
     def done(self, frame: int) -> bool:
         return frame in self.recent or (frame < self.redo and is_complete_png(self.run.frame_path(frame)))
@@ -253,7 +255,7 @@ class FrameLoop:
             (init, denoise), warped = maker.first(row, source), None
         else:
             warped = self._warp(prev, before, frame, row)  # 2. warp the previous output by the camera
-            init = maker.cohere(warped, prev, source, row, self.reference, before)  # 3. coherence
+            init = maker.cohere(warped, prev, source, row, self.reference_for(frame), before)  # 3. coherence
             denoise = maker.denoise(row)
         times["warp+coherence"] += time.perf_counter() - started
         started = time.perf_counter()
@@ -265,10 +267,24 @@ class FrameLoop:
         times["diffusion"] += time.perf_counter() - started
         started = time.perf_counter()
         if prev is not None:  # hybrid video 'after_generation': the input frame blended into the output
-            image = hybrid_after_generation(image, source, row, self.p.hybrid)
-        image = maker.finish(image, self.reference)  # 6. colour match the output again
+            depth = comp_depth(self.p.hybrid, maker.camera.depth_model, prev, source, row) if source is not None \
+                and self.p.hybrid.composite == "after_generation" else None
+            image = hybrid_after_generation(image, source, row, self.p.hybrid, depth)
+        reference = self.reference_for(frame) if prev is not None else self.reference  # video_input: after frame 0
+        image = maker.finish(image, reference)  # 6. colour match the output again
         times["warp+coherence"] += time.perf_counter() - started
         self.emit(frame, row, image, denoise)  # 7. to the writer; 8. state.json once the PNG is durable
+
+    def reference_for(self, frame: int):
+        """The colour reference of a key frame: the run's one reference, or with color_coherence video_input the
+        input frame Deforum would hold (taken afresh every color_coherence_every_n key frames), prepared once."""
+        if self.p.color_coherence != "video_input" or self.maker.mode == "preview":
+            return self.reference
+        wanted = video_reference_frame(frame, key_frames(self.p.max_frames, self.p.cadence),
+                                       self.p.color_coherence_every_n)
+        if self._video_reference is None or self._video_reference[0] != wanted:
+            self._video_reference = (wanted, prepare_reference(self.maker.source(wanted), "lab"))
+        return self._video_reference[1]
 
     def _anchors(self, before: int, prev: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
         """Cross-frame attention's anchors as their PNGs hold them: frame 0 ('first') and the previous key frame
@@ -291,10 +307,21 @@ class FrameLoop:
     def tween(self, frame: int, before: int, after: int) -> None:
         """A cadence in-between: its two keys moved to it and crossfaded (no diffusion)."""
         started = time.perf_counter()
+        follow = self._follow_video(frame, before, after)
         image = tween(self.maker.camera, self.image(before), self.image(after), self._rows(before + 1, after + 1),
-                      frame - before, use_flow=self.p.cadence_flow, flow_method=self.p.flow_method)
+                      frame - before, use_flow=self.p.cadence_flow, flow_method=self.p.flow_method, follow=follow)
         self.times["cadence"] += time.perf_counter() - started
         self.emit(frame, self.run.table.row(frame), image, None)
+
+    def _follow_video(self, frame: int, before: int, after: int):
+        """Hybrid motion of an in-between: (move the key before, move the key after) by the input video's motion
+        from each key's input frame to the in-between's; None without hybrid motion."""
+        settings, video = self.p.hybrid, getattr(self.maker, "video", None)
+        if settings.motion == "none" or video is None:
+            return None
+        row, to = self.run.table.row(frame), video.frame(frame)
+        return (lambda image: follow_video(image, video.frame(before), to, row, settings),
+                lambda image: follow_video(image, video.frame(after), to, row, settings))
 
     def _rows(self, start: int, stop: int) -> list[dict]:
         return [self.run.table.row(f) for f in range(start, stop)]
@@ -306,7 +333,8 @@ class FrameLoop:
         self.recent[frame] = from_uint8_hwc(image_u8, self.device)
         for old in sorted(self.recent)[:-self.keep]:  # frames loop: the last key, the next key, the frame just made
             del self.recent[old]
-        if self.reference is None and self.maker.mode != "preview" and self.p.color_coherence != "none":
+        if self.reference is None and self.maker.mode != "preview" and self.p.color_coherence not in (
+                "none", "video_input"):
             self.reference = prepare_reference(self.recent[frame], self.p.color_coherence)
             self.state.reference_path = str(self.run.frame_path(frame).relative_to(self.run.dir))
         sampler_label, model_hash, model_name = self.maker.labels(row)  # the frame's own sampler and model

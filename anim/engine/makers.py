@@ -5,14 +5,17 @@ each part calls a stage that lives in its layer (motion, coherence, control, dif
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from functools import partial
 
 import torch
 
-from anim.coherence.hybrid import hybrid_before_diffusion
+from anim.coherence.hybrid import comp_depth, hybrid_before_diffusion
+from anim.coherence.masks import desaturate_outside, overlay
 from anim.coherence.stages import finish, flow_coherence, follow_flow, prepare_init
 from anim.engine.cache import ModelCache
+from anim.engine.mask_frames import FrameMasks
 from anim.errors import ModelError
 from anim.keyframes.networks import column_network, network_column
 from anim.media.images import load_image, make_test_card
@@ -26,9 +29,10 @@ from anim.runfolder import Run
 
 
 def make_camera(run: Run, device: torch.device, dtype: torch.dtype = torch.float32) -> Camera:
-    """The run's camera, with its depth model loaded when the motion is 3D."""
+    """The run's camera, with its depth model loaded when the motion is 3D or a hybrid comp mask is a depth map."""
     p = run.preset
-    depth_model = load_depth_model(p.motion.depth_model, device=device, dtype=dtype) if p.motion.mode == "3d" else None
+    wanted = p.motion.mode == "3d" or (p.hybrid.active and p.hybrid.comp_mask in ("depth", "video_depth"))
+    depth_model = load_depth_model(p.motion.depth_model, device=device, dtype=dtype) if wanted else None
     return Camera(p, depth_model, depth_dir=run.dir / "depth")
 
 
@@ -53,6 +57,7 @@ class PreviewMaker:
         else:
             self.first_image = from_uint8_hwc(make_test_card(p.width, p.height), self.device)
         self.video = open_video(p) if p.hybrid.active else None
+        self.masks = FrameMasks(p, self.device) if p.mask is not None else None
 
     def source(self, frame: int) -> torch.Tensor | None:
         """Hybrid video: the input frame at `frame`; else None (a preview does not show video input)."""
@@ -64,11 +69,14 @@ class PreviewMaker:
     def cohere(self, warped, prev, source, row: dict, reference, before: int) -> torch.Tensor:
         if self.video is None:
             return warped
-        return hybrid_before_diffusion(warped, source, self.video.frame(before), row, self.preset.hybrid)
+        depth = comp_depth(self.preset.hybrid, self.camera.depth_model, prev, source, row)
+        return hybrid_before_diffusion(warped, source, self.video.frame(before), row, self.preset.hybrid, depth)
 
     def close(self, log) -> None:
         if self.video is not None:
             self.video.close()
+        if self.masks is not None:
+            self.masks.close()
 
     def denoise(self, row: dict) -> None:
         return None
@@ -77,7 +85,11 @@ class PreviewMaker:
         return None
 
     def diffuse(self, frame: int, row: dict, init: torch.Tensor, denoise, controls, anchors=()) -> torch.Tensor:
-        return init
+        """No diffusion; with masks, the frame's mask shown: grey where the render would keep the init."""
+        if self.masks is None:
+            return init
+        change = self.masks.for_frame(frame, row, init).change
+        return init if change is None else desaturate_outside(init, change)
 
     def finish(self, image: torch.Tensor, reference) -> torch.Tensor:
         return image
@@ -112,6 +124,7 @@ class DiffusionMaker:
         self._windows = cache.animatediff(p, self.models) if p.engine == "animatediff" else None
         if p.init_video:
             self.video = open_video(p)
+        self.masks = FrameMasks(p, self.device) if p.mask is not None else None  # Deforum's masks
         if p.controlnet:
             from anim.control.units import ControlUnits
 
@@ -152,6 +165,8 @@ class DiffusionMaker:
             self.units.close()
         if self.video is not None:
             self.video.close()
+        if self.masks is not None:
+            self.masks.close()
 
     def source(self, frame: int) -> torch.Tensor | None:
         """Video input: the input frame at `frame`, else None."""
@@ -172,8 +187,9 @@ class DiffusionMaker:
         video (anim.coherence.hybrid), is the init."""
         if self.preset.hybrid.active:
             self._guide = None
-            init = hybrid_before_diffusion(warped, source, self.video.frame(before), row, self.preset.hybrid)
-            return prepare_init(init, reference, row, self.preset)
+            depth = comp_depth(self.preset.hybrid, self.camera.depth_model, prev, source, row)
+            init = hybrid_before_diffusion(warped, source, self.video.frame(before), row, self.preset.hybrid, depth)
+            return prepare_init(init, reference, row, self.preset, noise_mask=self._noise_mask(row, init))
         init = warped if source is None else torch.lerp(source, warped, float(row["video_blend"]))
         self._guide = None
         if source is not None and (row["flow_blend"] > 0.0 or row["fusion_weight"] > 0.0):
@@ -183,7 +199,11 @@ class DiffusionMaker:
             self._guide = (frame, followed, mask)
             if row["flow_blend"] > 0.0:
                 init = flow_coherence(init, followed, mask, float(row["flow_blend"]))
-        return prepare_init(init, reference, row, self.preset)
+        return prepare_init(init, reference, row, self.preset, noise_mask=self._noise_mask(row, init))
+
+    def _noise_mask(self, row: dict, init: torch.Tensor) -> torch.Tensor | None:
+        """The frame's noise mask (step 3's noise only inside it), or None without masks."""
+        return self.masks.for_frame(int(row["frame"]), row, init).noise if self.masks is not None else None
 
     def denoise(self, row: dict) -> float:
         """The img2img strength of a frame after the first."""
@@ -207,13 +227,19 @@ class DiffusionMaker:
         )
         self.times["prompt"] += time.perf_counter() - started
         features = {**self._cross_frame(row, anchors), **self._fusion(frame, row), **noise_kwargs(row)}  # once
+        masked = self._masked(frame, row, init)
 
         def make(seed: int) -> torch.Tensor:
+            start, extra = init, {}
+            if masked is not None:  # the mask's fill and latent mask; `latent_noise` draws from the frame's seed
+                start, extra = masked.init, {"mask": dataclasses.replace(masked.mask, seed=seed)}
             image = self._diffuse(
-                frame, init=init, cond=cond, uncond=uncond, denoise=1.0 if denoise is None else denoise,
+                frame, init=start, cond=cond, uncond=uncond, denoise=1.0 if denoise is None else denoise,
                 cfg_scale=row["cfg_scale"], steps=int(row["steps"]), sampler=row.get("sampler", p.sampler), seed=seed,
-                width=p.width, height=p.height, controls=controls, **features,
+                width=p.width, height=p.height, controls=controls, **features, **extra,
             )
+            if masked is not None and masked.overlay is not None:
+                image = overlay(image, init, masked.overlay)  # the init pasted back outside the mask
             if has_bad_pixels(image):
                 raise ModelError(f"frame {row['frame']}: the model produced NaN/inf pixels (try dtype: fp32 or another "
                                  "vae)")
@@ -224,6 +250,14 @@ class DiffusionMaker:
     def finish(self, image: torch.Tensor, reference) -> torch.Tensor:
         """Step 6: colour match the output to the reference again."""
         return finish(image, reference, self.preset)
+
+    def _masked(self, frame: int, row: dict, init):
+        """The frame's masked-diffusion parts (anim.engine.mask_frames.Diffusion), or None: no `mask:` section,
+        txt2img (no init), a blank mask (Deforum ignores it) or one that changes nothing."""
+        if self.masks is None or init is None:
+            return None
+        change = self.masks.for_frame(frame, row, init).change
+        return None if change is None else self.masks.diffusion(change, init, int(row["seed"]))
 
     def _cross_frame(self, row: dict, anchors) -> dict:
         """{"cross_frame": CrossFrameInput} when the frame's weight is > 0 and it has anchors, else {} (the

@@ -62,7 +62,7 @@ def render_window(loop, start: int, first_new: int, stop: int) -> None:
     times["diffusion"] += time.perf_counter() - started
     for frame in range(first_new, stop):
         row = rows[frame - start]
-        image = maker.finish(images[frame - start:frame - start + 1], loop.reference)
+        image = maker.finish(images[frame - start:frame - start + 1], loop.reference_for(frame))
         loop.emit(frame, row, image, row["denoise"])
 
 

@@ -15,7 +15,8 @@ from anim.importers.common import Imported, flag, number, path_value, unquote, w
 from anim.importers.deforum_a1111 import import_a1111
 from anim.importers.deforum_controlnet import import_controlnet, import_soundtrack
 from anim.importers.deforum_defaults import IF_MISSING, RENAMED, VALUE_FIXES
-from anim.importers.deforum_hybrid import import_hybrid
+from anim.importers.deforum_hybrid import import_hybrid, video_frame_range
+from anim.importers.deforum_masks import import_masks
 from anim.importers.deforum_modes import (
     import_parseq_manifest,
     interpolation_as_blends,
@@ -78,7 +79,8 @@ def from_deforum(settings: dict, key_lines: dict[str, int] | None = None) -> Imp
     import_a1111(r)
     import_controlnet(r)
     import_soundtrack(r)
-    import_hybrid(r, mode, cadence)
+    video_colours(r, import_hybrid(r, mode, cadence))
+    import_masks(r)
     if mode == "interpolation":
         interpolation_as_blends(r)
     if mode == "video input":
@@ -145,15 +147,7 @@ def import_video_input(r: Reader) -> None:
                           "give its path")
     r.put(("init_video",), path, "video_init_path")
     r.put(("video_blend",), 0.0, "video_init_path")
-    nth = max(1, whole(r.get("extract_nth_frame")) or 1)
-    r.put(("extract_nth_frame",), nth, "extract_nth_frame")
-    first, last = max(0, whole(r.get("extract_from_frame")) or 0), whole(r.get("extract_to_frame"))
-    last = None if last is None or last < 0 else last
-    if last is not None and last <= first:
-        raise PresetError(f"extract_to_frame: {last} is not after extract_from_frame {first}")
-    first = -(-first // nth) * nth  # Deforum keeps source frames whose own index is a multiple of nth
-    if first or last is not None:
-        r.out.video_frames = (first, last)
+    video_frame_range(r)
 
 
 def import_size_and_frames(r: Reader) -> None:
@@ -334,11 +328,28 @@ def import_motion(r: Reader, mode: str) -> None:
     r.put(("motion", "save_depth"), flag(r.get("save_depth_maps")) and mode == "3d", "save_depth_maps")
 
 
+def video_colours(r: Reader, hybrid: bool) -> None:
+    """color_coherence "Video Input": Deforum matches to the input video's frames only with hybrid video on
+    (else to frame 0 in LAB, noted)."""
+    raw = str(r.get("color_coherence") or "None").strip()
+    if raw.lower() != "video input":
+        return
+    if not hybrid:
+        r.note("color_coherence", raw, "Deforum matches video colours only with hybrid video; colours are "
+                                       "matched to frame 0 in LAB")
+        return
+    r.put(("color_coherence",), "video_input", "color_coherence")
+    every = max(1, whole(r.get("color_coherence_video_every_N_frames")) or 1)
+    r.put(("color_coherence_every_n",), every, "color_coherence_video_every_N_frames")
+
+
 def import_color(r: Reader) -> None:
     """color_coherence (new and old names), noise_type (Deforum's "uniform" draws Gaussian noise)."""
     raw = str(r.get("color_coherence") or "None").strip()
     mapped = COLOR_COHERENCE.get(raw.lower())
-    if raw.lower() == "image":
+    if raw.lower() == "video input":
+        mapped = "lab"  # until hybrid video is known to be carried (video_colours)
+    elif raw.lower() == "image":
         path = path_value(r.get("color_coherence_image_path"))
         if path and r.usable_path("color_coherence_image_path", path):
             r.put(("color_reference",), path, "color_coherence_image_path")
@@ -348,8 +359,7 @@ def import_color(r: Reader) -> None:
         mapped = "lab"
     else:
         r.take("color_coherence_image_path")
-    if raw.lower() != "video input":
-        r.take("color_coherence_video_every_N_frames")
+    r.take("color_coherence_video_every_N_frames")  # read by video_colours when it acts
     if flag(r.get("color_force_grayscale")):
         r.note("color_force_grayscale", True, "grayscale colour matching is not carried yet")
     if flag(r.get("legacy_colormatch")) and mapped != "none":

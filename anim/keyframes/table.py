@@ -22,7 +22,7 @@ PROMPT_FIELDS = ("prompt", "negative_prompt", "blend_prompt", "blend_negative_pr
 TAIL_FIELDS = ("blend_weight",) + PROMPT_FIELDS
 RESERVED = ("frame",) + TAIL_FIELDS
 # Text columns (anim.keyframes.texts): CSV columns read back as text by their name, whatever the cells hold.
-TEXT_FIELDS = ("sampler", "checkpoint")
+TEXT_FIELDS = ("sampler", "checkpoint", "mask", "noise_mask")  # mask: the frame's mask expression (preset mask:)
 _INT_TEXT = re.compile(r"[+-]?\d+")
 
 

@@ -100,8 +100,10 @@ def _closing(text: str) -> int:
     return -1
 
 
-def _value(raw: str, where: Where, canonical: Canonical | None) -> str:
-    """A keyframe's text, undecorated and passed through `canonical`; errors located at the text's column."""
+def _value(raw: str, where: Where, canonical: Canonical | None, frame: str | None = None) -> str:
+    """A keyframe's text, undecorated and passed through `canonical`; errors located at the text's column, or at
+    the error's own `column` (1-based in the text) with the keyframe's `frame` named when `canonical` gives one
+    (mask expressions: anim.keyframes.mask_expr)."""
     text, offset = undecorate_text(raw, where.offset)
     located = Where(where.label, where.text, offset)
     if not text:
@@ -111,7 +113,10 @@ def _value(raw: str, where: Where, canonical: Canonical | None) -> str:
     try:
         return canonical(text)
     except ValueError as exc:
-        raise located.error(str(exc), 1) from None
+        column = getattr(exc, "column", None)
+        if column is None:
+            raise located.error(str(exc), 1) from None
+        raise located.error(f"keyframe {frame if frame is not None else 0}: {exc}", column) from None
 
 
 def _parse_string(text: str, name: str, canonical: Canonical | None) -> tuple[TextKeyframe, ...]:
@@ -137,7 +142,8 @@ def _parse_string(text: str, name: str, canonical: Canonical | None) -> tuple[Te
                 raise base.error(f"frame {key.frame} has two keyframes (the first at column {literal[key.frame]}); "
                                  "keep one", lead + 1)
             literal[key.frame] = lead + 1
-        keyframes.append(TextKeyframe(key, _value(text[colon + 1:end], Where(name, text, colon + 1), canonical)))
+        keyframes.append(TextKeyframe(key, _value(text[colon + 1:end], Where(name, text, colon + 1), canonical,
+                                                  text[start:colon].strip())))
     return tuple(keyframes)
 
 
@@ -158,4 +164,4 @@ def _mapping_entry(raw_key, raw_value, name: str, canonical: Canonical | None) -
     label = f"{name}[{key_text}]"
     if not isinstance(raw_value, str):
         raise ScheduleError(f"{label}: expected text, got {type(raw_value).__name__} {raw_value!r}")
-    return TextKeyframe(key, _value(raw_value, Where(label, raw_value), canonical))
+    return TextKeyframe(key, _value(raw_value, Where(label, raw_value), canonical, key_text))

@@ -5,6 +5,7 @@ from typing import Any, Iterator
 
 from anim.errors import ScheduleError
 from anim.keyframes import TextSchedule, parse_schedule, parse_text_schedule
+from anim.keyframes.mask_expr import canonical_checker
 from anim.preset.samplers import sampler_by_name
 from anim.preset.schema import SCHEDULED, LoadedPreset, Preset
 
@@ -22,7 +23,9 @@ COLUMN_RANGES: dict[str, tuple[float, float]] = {
     "unsharp_amount": (0.0, 10.0), "unsharp_kernel": (1, 99), "unsharp_sigma": (0.0, 100.0),
     "unsharp_threshold": (0.0, 255.0), "video_blend": (0.0, 1.0), "flow_blend": (0.0, 1.0),
     "cross_frame_weight": (0.0, 1.0), "fusion_weight": (0.0, 1.0),
-    "hybrid_flow_factor": (-100.0, 100.0), "hybrid_comp_alpha": (0.0, 1.0),
+    "hybrid_flow_factor": (-100.0, 100.0), "hybrid_comp_alpha": (0.0, 1.0), "hybrid_comp_mask_alpha": (0.0, 1.0),
+    "hybrid_comp_mask_contrast": (0.0, 100.0), "hybrid_comp_mask_auto_contrast_low": (0.0, 100.0),
+    "hybrid_comp_mask_auto_contrast_high": (0.0, 100.0),
     "clip_skip": (1, 12), "subseed": (-1, 2**32 - 1), "subseed_strength": (0.0, 1.0),
     "noise_multiplier": (0.0, 10.0), "ddim_eta": (0.0, 1.0), "ancestral_eta": (0.0, 1.0),
     "guidance_start": (0.0, 1.0), "guidance_end": (0.0, 1.0), "weight": (-10.0, 10.0),
@@ -69,8 +72,24 @@ def text_specs(preset: Preset) -> tuple[TextSpec, ...]:
     """Every text schedule, in schedule.csv column order: the sampler of each frame (anim's names; A1111 labels are
     read too) and the checkpoint of each frame (names as written, resolved like `model:`). Frames before the first
     keyframe, or every frame without a schedule, take `sampler:` / `model:`."""
-    return ((("sampler_schedule",), "sampler", preset.sampler_schedule, preset.sampler, sampler_by_name),
-            (("checkpoint_schedule",), "checkpoint", preset.checkpoint_schedule, preset.model, None))
+    specs = ((("sampler_schedule",), "sampler", preset.sampler_schedule, preset.sampler, sampler_by_name),
+             (("checkpoint_schedule",), "checkpoint", preset.checkpoint_schedule, preset.model, None))
+    return specs + mask_specs(preset)
+
+
+def mask_specs(preset: Preset) -> tuple[TextSpec, ...]:
+    """With a `mask:` section, the mask expression of each frame (column `mask`; default: the video's frame, the
+    init mask or the whole frame) and its noise mask (column `noise_mask`; default: the frame's mask, as Deforum
+    does without use_noise_mask), each keyframe checked by anim.keyframes.mask_expr against the known names."""
+    mask = preset.mask
+    if mask is None:
+        return ()
+    check = canonical_checker(mask.names())
+    default = mask.default_expression()
+    noise_default = mask.schedule if mask.noise_schedule is None and mask.schedule is not None else None
+    return ((("mask", "schedule"), "mask", mask.schedule, default, check),
+            (("mask", "noise_schedule"), "noise_mask", mask.noise_schedule if noise_default is None else noise_default,
+             default, check))
 
 
 def check_schedules(loaded: LoadedPreset) -> None:
@@ -82,6 +101,28 @@ def check_schedules(loaded: LoadedPreset) -> None:
     for path, _column, spec, _default, canonical in text_specs(loaded.preset):
         if spec is not None:
             parse_text_spec(loaded, path, spec, canonical)
+    check_mask_files(loaded)
+
+
+def check_mask_files(loaded: LoadedPreset) -> None:
+    """Every file the `mask:` section names (file, named masks, [path] in the expressions) exists, so a typo fails
+    at load naming the key and the path."""
+    from pathlib import Path
+
+    from anim.keyframes.mask_expr import parse_mask_expr, refs
+
+    mask = loaded.preset.mask
+    if mask is None:
+        return
+    wanted = [(("mask", "file"), mask.file)] + [(("mask", "named", name), path) for name, path in mask.named.items()]
+    for path, spec, _column in ((("mask", "schedule"), mask.schedule, "mask"),
+                                (("mask", "noise_schedule"), mask.noise_schedule, "noise_mask")):
+        if spec is not None:
+            for keyframe in parse_text_spec(loaded, path, spec).keyframes:
+                wanted += [(path, ref.value) for ref in refs(parse_mask_expr(keyframe.text)) if ref.kind == "file"]
+    for path, file in wanted:
+        if file and not Path(file).is_file():
+            raise loaded.error(path, f"file not found: {file}")
 
 
 def parse_text_spec(loaded: LoadedPreset, path: tuple[str, ...], spec: Any, canonical=None) -> TextSchedule:

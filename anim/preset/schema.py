@@ -22,6 +22,7 @@ from anim.preset.sections import (  # noqa: F401  (re-exported: the sections are
     Hybrid,
     Interpolate,
     LoRA,
+    Mask,
     Motion,
     Output,
     Performance,
@@ -85,6 +86,7 @@ class Preset(_Section):
 
     motion: Motion = Field(default_factory=Motion)
     hybrid: Hybrid = Field(default_factory=Hybrid)  # Deforum's hybrid video (needs init_video)
+    mask: Optional[Mask] = None  # Deforum's masks: masked img2img, noise masks (anim.diffusion.masked)
 
     denoise: Sched = 0.45  # img2img denoising strength (A1111 sense)
     cfg_scale: Sched = 7.0
@@ -103,7 +105,10 @@ class Preset(_Section):
     unsharp_kernel: Sched = 5
     unsharp_sigma: Sched = 1.0
     unsharp_threshold: Sched = 0.0  # 8-bit levels
-    color_coherence: Literal["none", "lab", "hsv", "rgb"] = "lab"
+    # video_input (Deforum's "Video Input"): LAB match to the input video's frame, taken afresh at every key frame
+    # that is a multiple of color_coherence_every_n (Deforum's color_coherence_video_every_N_frames)
+    color_coherence: Literal["none", "lab", "hsv", "rgb", "video_input"] = "lab"
+    color_coherence_every_n: int = Field(1, ge=1, le=1_000_000)
     color_reference: Optional[str] = None  # image path; default: frame 0
 
     controlnet: list[ControlUnit] = Field(default_factory=list)
@@ -151,6 +156,15 @@ class Preset(_Section):
         return self
 
     @model_validator(mode="after")
+    def _video_colours_need_a_video(self) -> "Preset":
+        if self.color_coherence == "video_input" and not self.init_video:
+            raise ValueError("color_coherence video_input matches the input video's colours: it needs init_video")
+        if self.color_coherence == "video_input" and self.color_reference:
+            raise ValueError("color_coherence video_input takes its reference from the input video: remove "
+                             "color_reference (or use color_coherence: lab)")
+        return self
+
+    @model_validator(mode="after")
     def _hybrid_needs(self) -> "Preset":
         problems = hybrid_conflicts(self)
         if problems:
@@ -164,6 +178,16 @@ class Preset(_Section):
         problems = animatediff_conflicts(self)
         if problems:
             raise ValueError("engine animatediff: " + "; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _mask_needs(self) -> "Preset":
+        if self.mask is None:
+            return self
+        if self.engine == "animatediff":
+            raise ValueError("mask: engine animatediff does not take masks; use engine: frames")
+        if self.mask.use_alpha and not self.init_image:
+            raise ValueError("mask.use_alpha reads the init image's alpha channel: set init_image")
         return self
 
     @model_validator(mode="after")
@@ -201,6 +225,10 @@ SCHEDULED: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("coherence", "fusion", "weight"), "fusion_weight", "float"),
     (("hybrid", "flow_factor"), "hybrid_flow_factor", "float"),
     (("hybrid", "comp_alpha"), "hybrid_comp_alpha", "float"),
+    (("hybrid", "comp_mask_alpha"), "hybrid_comp_mask_alpha", "float"),
+    (("hybrid", "comp_mask_contrast"), "hybrid_comp_mask_contrast", "float"),
+    (("hybrid", "comp_mask_auto_contrast_low"), "hybrid_comp_mask_auto_contrast_low", "float"),
+    (("hybrid", "comp_mask_auto_contrast_high"), "hybrid_comp_mask_auto_contrast_high", "float"),
 )
 
 
@@ -272,8 +300,12 @@ def hybrid_conflicts(p: "Preset") -> list[str]:
     if not p.init_video:
         return ["hybrid motion/composite follow the input video: set init_video (Deforum's video_init_path)"]
     problems = []
-    if p.cadence != 1:
-        problems.append(f"cadence {p.cadence} is not supported with hybrid video yet; set cadence: 1")
+    if p.cadence > 1 and p.cadence_flow and p.hybrid.motion != "none":
+        problems.append("cadence_flow already moves in-betweens along the flow between the diffused frames; "
+                        "with hybrid motion set cadence_flow: false (in-betweens then follow the input video)")
+    if p.hybrid.comp_mask in ("depth", "video_depth") and p.motion.depth_model == "flat":
+        problems.append(f"comp_mask {p.hybrid.comp_mask} needs a depth model: set motion.depth_model (tiny, a "
+                        "folder or a hub id); a flat scene gives no mask")
     if p.engine != "frames":
         problems.append("engine animatediff does not use the previous output; use engine: frames")
     for key, value in (("video_blend", p.video_blend), ("flow_blend", p.flow_blend),

@@ -58,7 +58,9 @@ class Hybrid(_Section):
     """Deforum's hybrid video (2D/3D with init_video): the camera keeps moving the previous output, and the input
     video's own motion (estimated between input frames t-1 and t) moves it further; its frames can be blended in.
     Order per frame (Deforum's): camera warp, `before_motion` composite, hybrid motion, `normal` composite,
-    colour/contrast/noise, img2img, `after_generation` composite, colour match. Comp masks are not supported."""
+    colour/contrast/noise, img2img, `after_generation` composite, colour match. A comp mask decides, per pixel,
+    how much of the input frame the composite takes (white keeps the image, black takes the input frame).
+    With cadence, in-betweens follow the video's motion too (no composites, as in Deforum)."""
 
     motion: Literal["none", "optical_flow", "perspective", "affine"] = "none"
     use_prev_img: bool = False  # estimate from the (camera-warped) previous output to input t, not input t-1 to t
@@ -68,6 +70,16 @@ class Hybrid(_Section):
     consistency_blur: float = Field(2.0, ge=0.0, le=100.0)  # px: Gaussian sigma of that reliability map
     composite: Literal["none", "normal", "before_motion", "after_generation"] = "none"
     comp_alpha: Sched = 0.5  # 0 = the previous output, 1 = the input frame (Deforum's hybrid_comp_alpha_schedule)
+    # Deforum's hybrid_comp_mask_type: depth of the previous output / of the input frame (far = white, needs
+    # motion.depth_model), a grey blend of the two (by comp_mask_alpha), or their grey difference
+    comp_mask: Literal["none", "depth", "video_depth", "blend", "difference"] = "none"
+    comp_mask_inverse: bool = False
+    comp_mask_equalize: Literal["none", "before", "after", "both"] = "none"  # histogram equalise (PIL's)
+    comp_mask_auto_contrast: bool = False  # stretch the mask between two percentiles:
+    comp_mask_auto_contrast_low: Sched = 0.0  # ... this low one (0-100)
+    comp_mask_auto_contrast_high: Sched = 100.0  # ... and this high one
+    comp_mask_alpha: Sched = 0.5  # blend mask: 0 = the image's grey, 1 = the input frame's
+    comp_mask_contrast: Sched = 1.0  # PIL's ImageEnhance.Contrast factor (1 = unchanged)
 
     @property
     def active(self) -> bool:
@@ -200,6 +212,61 @@ class Output(_Section):
         if len(set(value)) != len(value):
             raise ValueError(f"lists a format twice ({', '.join(value)})")
         return value
+
+
+MASK_FILLS = ("fill", "original", "latent_noise", "latent_nothing")  # A1111's inpainting_fill 0..3
+MASK_BUILTINS = ("everywhere", "init_mask", "video_mask", "human_mask")  # anim.keyframes.mask_expr.BUILTIN
+
+
+class Mask(_Section):
+    """Deforum's masks (A1111 inpainting with a normal model): white = the area that changes. The frame's mask is
+    the `schedule` expression ({init_mask}, {video_mask}, {human_mask}, {everywhere}, {NAME} of `named`, [file];
+    ! & | ^ \\), its added noise only inside the `noise_schedule` expression (default: the same mask)."""
+
+    file: Optional[str] = None  # init mask: an image, or a video (one mask frame per frame: {video_mask})
+    use_alpha: bool = False  # the init image's alpha channel is the init mask (Deforum use_alpha_as_mask)
+    invert: bool = False  # invert the frame's mask and noise mask (Deforum invert_mask)
+    contrast: float = Field(1.0, ge=0.0, le=10.0)  # of the init mask (Deforum mask_contrast_adjust)
+    brightness: float = Field(1.0, ge=0.0, le=10.0)  # of the init mask (Deforum mask_brightness_adjust)
+    blur_px: float = Field(4.0, ge=0.0, le=64.0)  # A1111 mask_blur: Gaussian sigma before the latent mask
+    fill: Literal["fill", "original", "latent_noise", "latent_nothing"] = "original"  # what the masked area starts as
+    overlay: bool = True  # paste the init back outside the mask after decoding (A1111's overlay)
+    overlay_blur_px: float = Field(4.0, ge=0.0, le=64.0)  # Gaussian sigma of the overlay's mask
+    named: dict[str, str] = Field(default_factory=dict)  # NAME -> mask image, for {NAME} in the expressions
+    schedule: Optional[TextSched] = None  # Deforum mask_schedule; default {video_mask} / {init_mask} / {everywhere}
+    noise_schedule: Optional[TextSched] = None  # Deforum noise_mask_schedule; default: the mask itself
+    human_model: Literal[0, 1] = 0  # {human_mask}: mediapipe selfie segmentation model (0 general, 1 landscape)
+
+    @field_validator("named")
+    @classmethod
+    def _plain_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not str(name).isidentifier() or name in MASK_BUILTINS:
+                raise ValueError(f"mask name {name!r} must be a plain word and not one of {', '.join(MASK_BUILTINS)}")
+        return value
+
+    @property
+    def is_video(self) -> bool:
+        """Whether `file` is a video (its frames are {video_mask}), judged by the file name."""
+        from pathlib import Path
+
+        return bool(self.file) and Path(self.file).suffix.lower() not in (
+            ".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
+    def default_expression(self) -> str:
+        """The frame mask without a schedule: the video's frame, the init mask, or the whole frame."""
+        if self.is_video:
+            return "{video_mask}"
+        return "{init_mask}" if self.file or self.use_alpha else "{everywhere}"
+
+    def names(self) -> tuple[str, ...]:
+        """Every {name} an expression may use with these settings."""
+        out = ["everywhere", "human_mask", *self.named]
+        if self.file or self.use_alpha:
+            out.append("init_mask")
+        if self.is_video:
+            out.append("video_mask")
+        return tuple(out)
 
 
 def is_on(schedule) -> bool:

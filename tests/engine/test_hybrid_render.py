@@ -145,13 +145,14 @@ def test_preview_optical_flow_and_after_generation_composite(tmp_path):
     source.close()
 
 
-@pytest.mark.parametrize("extra, words", [("cadence=2", "cadence"), ("video_blend=0.3", "video_blend"),
-                                          ("flow_blend=0.5", "flow_blend")])
+@pytest.mark.parametrize("extra, words", [("cadence=2 cadence_flow=true", "cadence_flow"),
+                                          ("video_blend=0.3", "video_blend"), ("flow_blend=0.5", "flow_blend"),
+                                          ("hybrid.composite=normal hybrid.comp_mask=depth", "depth_model")])
 def test_hybrid_refuses_what_does_not_go_with_it(extra, words):
     from anim.preset.load import load_preset
 
     with pytest.raises(PresetError, match=words):
-        load_preset(SMOKE, ["init_video=in.mp4", "hybrid.motion=affine", extra])
+        load_preset(SMOKE, ["init_video=in.mp4", "hybrid.motion=affine", *extra.split()])
     assert load_preset(SMOKE, ["init_video=in.mp4", "hybrid.motion=affine"]).preset.hybrid.active
 
 

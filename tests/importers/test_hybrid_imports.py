@@ -62,12 +62,38 @@ def test_not_carried_where_deforum_would_not_act_or_anim_cannot(tmp_path):
                                   hybrid_motion="Perspective"))
     assert "hybrid" not in none_mode.data
     assert any(n.key == "hybrid_motion" and "2D/3D" in n.reason for n in none_mode.notes)
-    cadence = import_file(write(tmp_path, video_init_path=video(tmp_path), diffusion_cadence="3",
-                                hybrid_composite="Normal"))
-    assert "hybrid" not in cadence.data and any("cadence" in n.reason for n in cadence.notes)
-    masked = import_file(write(tmp_path, video_init_path=video(tmp_path), hybrid_composite="Normal",
-                               hybrid_comp_mask_type="Depth", hybrid_comp_mask_equalize="Before"))
-    keys = {n.key: n.reason for n in masked.notes}
-    assert "masks are not supported" in keys["hybrid_comp_mask_type"]
-    assert "hybrid_comp_mask_equalize" in keys
-    assert masked.data["hybrid"]["composite"] == "normal"
+    use_init = import_file(write(tmp_path, video_init_path=video(tmp_path), hybrid_composite="Normal",
+                                 hybrid_use_init_image=True))
+    assert any(n.key == "hybrid_use_init_image" for n in use_init.notes)
+
+
+def test_comp_masks_cadence_range_and_video_colours_are_carried(tmp_path):
+    imported = import_file(write(tmp_path, video_init_path=video(tmp_path), diffusion_cadence="3",
+                                 optical_flow_cadence="DIS Medium", hybrid_motion="Perspective",
+                                 hybrid_composite="Normal", hybrid_comp_mask_type="Difference",
+                                 hybrid_comp_mask_inverse=True, hybrid_comp_mask_equalize="Before",
+                                 hybrid_comp_mask_auto_contrast=True,
+                                 hybrid_comp_mask_auto_contrast_cutoff_low_schedule="0:(5)",
+                                 hybrid_comp_mask_contrast_schedule="0:(1.5)", extract_from_frame=4,
+                                 extract_to_frame=40, extract_nth_frame=2, color_coherence="Video Input",
+                                 color_coherence_video_every_N_frames=6))
+    data, notes = imported.data, {n.key: n.reason for n in imported.notes}
+    assert data["cadence"] == 3 and "cadence_flow" not in data and "optical_flow_cadence" in notes
+    hybrid = data["hybrid"]
+    assert (hybrid["comp_mask"], hybrid["comp_mask_inverse"], hybrid["comp_mask_equalize"],
+            hybrid["comp_mask_auto_contrast"]) == ("difference", True, "before", True)
+    assert hybrid["comp_mask_auto_contrast_low"] == "0:(5)" and hybrid["comp_mask_contrast"] == "0:(1.5)"
+    assert hybrid["comp_mask_auto_contrast_high"] == "0:(100)"  # Deforum's default
+    assert imported.video_frames == (4, 40) and data["extract_nth_frame"] == 2
+    assert data["color_coherence"] == "video_input" and data["color_coherence_every_n"] == 6
+    assert not any(k.startswith("hybrid_comp") or k.startswith("extract") for k in notes), notes
+
+
+def test_depth_mask_in_2d_takes_the_depth_algorithm_and_video_colours_need_hybrid(tmp_path):
+    depth = import_file(write(tmp_path, video_init_path=video(tmp_path), hybrid_composite="Normal",
+                              hybrid_comp_mask_type="Video Depth", depth_algorithm="Depth-Anything-V2-Small"))
+    assert depth.data["hybrid"]["comp_mask"] == "video_depth"
+    assert depth.data["motion"]["depth_model"] == "depth-anything/Depth-Anything-V2-Small-hf"
+    plain = import_file(write(tmp_path, color_coherence="Video Input"))
+    assert plain.data["color_coherence"] == "lab"
+    assert any(n.key == "color_coherence" and "hybrid" in n.reason for n in plain.notes)

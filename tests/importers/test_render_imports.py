@@ -1,8 +1,9 @@
 """4-frame tiny renders of real Deforum files (2D and 3D, as a batch of a folder) and the Parseq export, end
 to end with video: the importer's output runs through the whole engine.
 
-The 2D file is ai-samples' (its three ControlNet units and soundtrack read a video on the author's Windows PC, so
-they are overridden away). Files whose prompts carry A1111 weights are not rendered here: the tiny model's random
+The 2D file is ai-samples' (its three ControlNet units, soundtrack and hybrid video read a video on the author's
+Windows PC, so they are overridden away in the batch, and the hybrid video is given a made-up video in its own
+test). Files whose prompts carry A1111 weights are not rendered here: the tiny model's random
 text encoder has embeddings of mean ~0, which A1111's emphasis mean-restore (kept exactly) divides by."""
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ def test_a_folder_of_deforum_settings_is_a_batch(tmp_path):
     for name in ("ai-samples__deforum_settings.json", "sd-webui-deforum__default_settings.json"):
         shutil.copy(DATA / name, folder / name.replace(".json", "_settings.txt"))
     (folder / "notes.json").write_text('{"not": "a preset"}')  # other files in the folder are left alone
-    result = batch_cli(folder, "--out", tmp_path / "out", *TINY, "controlnet=[]", "output.audio=null")
+    result = batch_cli(folder, "--out", tmp_path / "out", *TINY, "controlnet=[]", "output.audio=null",
+                       "init_video=null", "hybrid.motion=none", "hybrid.composite=none")
     assert result.returncode == 0, result.stderr
     jobs = rows(tmp_path / "out")
     assert set(jobs) == {"ai-samples__deforum_settings_settings", "sd-webui-deforum__default_settings_settings"}
@@ -37,6 +39,19 @@ def test_a_folder_of_deforum_settings_is_a_batch(tmp_path):
         assert len(list((run / "frames").glob("*.png"))) == 4 and video_frames(run) == 4
     resolved = (tmp_path / "out" / "sd-webui-deforum__default_settings_settings" / "preset.resolved.yaml").read_text()
     assert "mode: 3d" in resolved and "projection: deforum" in resolved
+
+
+def test_the_hybrid_video_file_renders_with_a_video(tmp_path):
+    """ai-samples' file: 2D, cadence 2, hybrid optical-flow motion with a Normal composite, on a made-up video."""
+    from tests.engine.test_hybrid_render import homography_video
+
+    video = homography_video(tmp_path)
+    result = render_cli(DATA / "ai-samples__deforum_settings.json", *TINY, "controlnet=[]", "output.audio=null",
+                        f"init_video={video}", "--out", tmp_path / "run")
+    assert result.returncode == 0, result.stderr
+    resolved = (tmp_path / "run" / "preset.resolved.yaml").read_text()
+    assert "motion: optical_flow" in resolved and "composite: normal" in resolved and "cadence: 2" in resolved
+    assert video_frames(tmp_path / "run") == 4
 
 
 def test_the_parseq_export_renders_directly(tmp_path):

@@ -100,8 +100,9 @@ class FrameMasks:
         if self._video is None:
             from anim.control.sources import open_source
 
-            self._video = open_source(self.settings.file, width=self.width, height=self.height, resize="crop",
-                                      what="mask.file")
+            key = "mask.video" if self.settings.video else "mask.file"
+            self._video = open_source(self.settings.video_path, width=self.width, height=self.height, resize="crop",
+                                      what=key)
         return self._video
 
     def compose(self, text: str, frame: int, image_u8: np.ndarray) -> np.ndarray:

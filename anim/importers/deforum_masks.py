@@ -63,7 +63,7 @@ def _init_mask(r, use_mask: bool, use_video: bool) -> bool:
     if flag(r.get("use_alpha_as_mask")):
         r.note("use_alpha_as_mask", True, "needs the init image (use_init with init_image); not carried")
     path = path_value(r.get("mask_file"))
-    if not use_mask or use_video or path is None:
+    if not use_mask or path is None:
         r.take("mask_file")
         return False
     if not r.usable_path("mask_file", path):
@@ -73,11 +73,11 @@ def _init_mask(r, use_mask: bool, use_video: bool) -> bool:
 
 
 def _video(r) -> bool:
-    """video_mask_path as mask.file (a video: its frames are {video_mask}); False when it cannot be carried."""
+    """video_mask_path as mask.video (its frames are {video_mask}); False when it cannot be carried."""
     path = path_value(r.get("video_mask_path"))
     if path is None or not r.usable_path("video_mask_path", path):
         return False
-    r.put(("mask", "file"), path, "video_mask_path")
+    r.put(("mask", "video"), path, "video_mask_path")
     return True
 
 

@@ -114,7 +114,8 @@ def check_mask_files(loaded: LoadedPreset) -> None:
     mask = loaded.preset.mask
     if mask is None:
         return
-    wanted = [(("mask", "file"), mask.file)] + [(("mask", "named", name), path) for name, path in mask.named.items()]
+    wanted = [(("mask", "file"), mask.file), (("mask", "video"), mask.video)]
+    wanted += [(("mask", "named", name), path) for name, path in mask.named.items()]
     for path, spec, _column in ((("mask", "schedule"), mask.schedule, "mask"),
                                 (("mask", "noise_schedule"), mask.noise_schedule, "noise_mask")):
         if spec is not None:

@@ -223,7 +223,8 @@ class Mask(_Section):
     the `schedule` expression ({init_mask}, {video_mask}, {human_mask}, {everywhere}, {NAME} of `named`, [file];
     ! & | ^ \\), its added noise only inside the `noise_schedule` expression (default: the same mask)."""
 
-    file: Optional[str] = None  # init mask: an image, or a video (one mask frame per frame: {video_mask})
+    file: Optional[str] = None  # init mask: an image ({init_mask}), or a video (one mask frame per frame: {video_mask})
+    video: Optional[str] = None  # a mask video beside an init mask image (Deforum video_mask_path): {video_mask}
     use_alpha: bool = False  # the init image's alpha channel is the init mask (Deforum use_alpha_as_mask)
     invert: bool = False  # invert the frame's mask and noise mask (Deforum invert_mask)
     contrast: float = Field(1.0, ge=0.0, le=10.0)  # of the init mask (Deforum mask_contrast_adjust)
@@ -253,18 +254,28 @@ class Mask(_Section):
         return bool(self.file) and Path(self.file).suffix.lower() not in (
             ".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
+    @property
+    def video_path(self) -> str | None:
+        """The mask video ({video_mask}): `video`, else `file` when it is a video."""
+        return self.video or (self.file if self.is_video else None)
+
+    @property
+    def has_init_mask(self) -> bool:
+        """Whether there is an {init_mask}: an image `file` or the init image's alpha."""
+        return bool(self.file and not self.is_video) or self.use_alpha
+
     def default_expression(self) -> str:
         """The frame mask without a schedule: the video's frame, the init mask, or the whole frame."""
-        if self.is_video:
+        if self.video_path:
             return "{video_mask}"
-        return "{init_mask}" if self.file or self.use_alpha else "{everywhere}"
+        return "{init_mask}" if self.has_init_mask else "{everywhere}"
 
     def names(self) -> tuple[str, ...]:
         """Every {name} an expression may use with these settings."""
         out = ["everywhere", "human_mask", *self.named]
-        if self.file or self.use_alpha:
+        if self.has_init_mask:
             out.append("init_mask")
-        if self.is_video:
+        if self.video_path:
             out.append("video_mask")
         return tuple(out)
 

@@ -129,3 +129,28 @@ def test_noise_mask_keeps_noise_inside(tmp_path, monkeypatch):
     inside = torch.zeros(1, 3, SIZE, SIZE, dtype=torch.bool)
     inside[:, :, BOX[0], BOX[1]] = True
     assert torch.equal(before[~inside], after[~inside]) and (before[inside] - after[inside]).abs().mean() > 0.05
+
+
+def test_an_init_mask_and_a_mask_video_together(tmp_path):
+    """mask.file (an image: {init_mask}) beside mask.video ({video_mask}, one frame per frame): the expression
+    `{init_mask} & {video_mask}` changes only where both are white (the preview greys the rest)."""
+    from anim.media.video import encode_video
+
+    inputs(tmp_path)
+    frames_dir = tmp_path / "maskframes"
+    frames_dir.mkdir()
+    left = np.zeros((SIZE, SIZE, 3), dtype=np.uint8)
+    left[:, : SIZE // 2] = 255  # the video's mask: the left half, every frame
+    for i in range(3):
+        Image.fromarray(left).save(frames_dir / f"{i:06d}.png")
+    video = encode_video(frames_dir, tmp_path / "mask.mp4", fps=4, crf=1)
+    path = preset(tmp_path, file=str(tmp_path / "box.png"), video=str(video),
+                  schedule="0: ({init_mask} & {video_mask})")
+    assert main([str(path), "--preview", "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    shown = frames(tmp_path / "run")[1]
+    init = np.asarray(Image.open(tmp_path / "init.png")).astype(int)
+    changing = (slice(20, 44), slice(20, 28))  # inside the box and the left half
+    kept = [(slice(20, 44), slice(36, 44)), (slice(0, 12), slice(0, 12))]  # box right half; left half outside box
+    assert np.array_equal(shown[changing], init[changing])
+    for area in kept:
+        assert not np.array_equal(shown[area], init[area])

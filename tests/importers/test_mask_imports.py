@@ -65,7 +65,7 @@ def test_a_mask_video(tmp_path):
     video.write_bytes(b"")  # exists: the importer only checks the path
     imported = import_file(write(tmp_path, {**BASE, "use_mask": True, "use_mask_video": True,
                                             "video_mask_path": str(video), "full_res_mask": True}))
-    assert imported.data["mask"]["file"] == str(video)
+    assert imported.data["mask"]["video"] == str(video) and "file" not in imported.data["mask"]
     assert "schedule" in imported.data["mask"]  # Deforum's default '{video_mask}' is carried
     assert any(note.key == "full_res_mask" for note in imported.notes)
 
@@ -99,12 +99,18 @@ def test_real_deforum_files_with_masks_on_import_and_dry_run(tmp_path, name):
     assert "mask" in (tmp_path / "run" / "schedule.csv").read_text().splitlines()[0].split(",")
 
 
-def test_the_anime_files_expression_needs_both_init_and_video_masks(tmp_path):
-    """'!({everywhere}^({init_mask}|{video_mask}) )': anim's mask.file is either the init mask or the mask video, so
-    with one of them the expression is noted and not carried (the init mask / the video's frame is used)."""
+def test_the_anime_files_expression_takes_both_init_and_video_masks(tmp_path):
+    """'!({everywhere}^({init_mask}|{video_mask}) )' needs both: mask.file (the init mask image) and mask.video
+    (the mask video) are carried side by side; with one of them missing the expression is noted and not carried."""
     settings = json.loads((DATA / "anime-manga-creation-helper__deforum_settings.json").read_text(encoding="utf-8"))
     video = tmp_path / "m.mp4"
     video.write_bytes(b"")
+    both = {"use_mask_video": True, "video_mask_path": str(video), "mask_file": mask_file(tmp_path)}
+    imported = import_file(write(tmp_path, {**settings, "use_mask": True, "max_frames": 2, **both}))
+    mask = imported.data["mask"]
+    assert (mask["file"], mask["video"]) == (both["mask_file"], str(video))
+    assert "{init_mask}|{video_mask}" in mask["schedule"]
+    assert not any(note.key == "mask_schedule" for note in imported.notes)
     for extra in ({"use_mask_video": True, "video_mask_path": str(video)}, {"mask_file": mask_file(tmp_path)}):
         imported = import_file(write(tmp_path, {**settings, "use_mask": True, "max_frames": 2, **extra}))
         assert "schedule" not in imported.data["mask"]

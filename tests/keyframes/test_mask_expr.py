@@ -132,21 +132,20 @@ def test_schedule_error_names_the_key_frame_and_column():
     assert f"at column {text.index('{boxx}') + 1} " in message
 
 
-def test_preset_load_fails_before_any_model(tmp_path):
+def load_mask_preset(tmp_path, mask_yaml: str):
+    """A tiny preset with this `mask:` section, loaded (no model is touched)."""
     from anim.plan import load_preset
 
     path = tmp_path / "p.yaml"
-    path.write_text("model: tiny\nwidth: 64\nheight: 64\nmax_frames: 2\nprompts: {0: a}\n"
-                    "mask:\n  schedule: '0: ({everywhere} & !{box})'\n")
+    path.write_text("model: tiny\nwidth: 64\nheight: 64\nmax_frames: 2\nprompts: {0: a}\nmask:\n" + mask_yaml)
+    return load_preset(path)
+
+
+def test_preset_load_fails_before_any_model(tmp_path):
     with pytest.raises(PresetError, match=r"p.yaml:7: mask.schedule: keyframe 0: unknown mask \{box\} .* column 21"):
-        load_preset(path)
+        load_mask_preset(tmp_path, "  schedule: '0: ({everywhere} & !{box})'\n")
 
 
 def test_missing_named_file_fails_at_load(tmp_path):
-    from anim.plan import load_preset
-
-    path = tmp_path / "p.yaml"
-    path.write_text("model: tiny\nwidth: 64\nheight: 64\nmax_frames: 2\nprompts: {0: a}\n"
-                    "mask:\n  named: {box: nowhere.png}\n  schedule: '0: ([gone.png] | {box})'\n")
     with pytest.raises(PresetError, match=r"mask.named.box: file not found: nowhere.png"):
-        load_preset(path)
+        load_mask_preset(tmp_path, "  named: {box: nowhere.png}\n  schedule: '0: ([gone.png] | {box})'\n")

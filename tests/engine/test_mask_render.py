@@ -7,6 +7,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import yaml
 from PIL import Image
@@ -154,3 +155,19 @@ def test_an_init_mask_and_a_mask_video_together(tmp_path):
     assert np.array_equal(shown[changing], init[changing])
     for area in kept:
         assert not np.array_equal(shown[area], init[area])
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_is_identical_with_masks(tmp_path):
+    """A masked render (box kept, noise only in the box, latent_noise fill, camera moving) killed after 2 of 5
+    frames resumes to the frames of an uninterrupted one."""
+    from tests.batch.util import killed_then_resumed, render_cli
+
+    path = preset(tmp_path, noise_schedule="0: ({box})", fill="latent_noise")
+    data = yaml.safe_load(path.read_text())
+    data.update(max_frames=5, noise=0.05, motion={"mode": "2d", "zoom": "0:(1.02)"}, output={"video": False})
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert render_cli(path, "--out", tmp_path / "whole").returncode == 0
+    killed_then_resumed(path, tmp_path / "killed", kill_at=2, total=5)
+    assert all(np.array_equal(a, b) for a, b in zip(frames(tmp_path / "whole"), frames(tmp_path / "killed")))
+    assert len(frames(tmp_path / "killed")) == 5

@@ -72,6 +72,11 @@ def cancel_requested(root: Path, job: str) -> bool:
     return (control_dir(root) / CANCEL / job).exists()
 
 
+def drop_cancel(root: Path, job: str) -> None:
+    """Forget a cancel that came too late: the job finished (else it would stay 'cancelled' in later batches)."""
+    (control_dir(root) / CANCEL / check_job_name(job)).unlink(missing_ok=True)
+
+
 def requeue(root: Path, job: str) -> None:
     """Ask for `job` to run again (a failed, cancelled or interrupted one)."""
     atomic_write_text(_job_file(root, REQUEUE, job), _note("requeued"))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from anim.batch.claims import HEARTBEAT_S, STALE_S, Claim, Heartbeat, try_claim
-from anim.batch.control import CANCELLED, cancel_requested
+from anim.batch.control import CANCELLED, cancel_requested, drop_cancel
 from anim.batch.jobs import (
     FrameWatch,
     Job,
@@ -206,6 +206,7 @@ def ended_row(job: Job, run, stop: StopCheck, error: BaseException | None, befor
     n = len(complete_frames(run))
     common = {"frames": n, "rendered": n - before, "attempts": attempts, "worker": worker, "seconds": seconds}
     if error is None:
+        drop_cancel(stop.session.root, job.name)  # a cancel that came after the last frame
         return result(job, "done", **common)
     if stop.reason == "lost claim":
         return None

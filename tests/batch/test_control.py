@@ -144,3 +144,22 @@ def test_job_names_that_are_paths_are_refused(tmp_path, name):
     with pytest.raises(InputError, match="not a job name"):
         control.cancel(tmp_path, name)
     assert not (tmp_path / ".control" / "cancel").exists() or not any((tmp_path / ".control" / "cancel").iterdir())
+
+
+def test_a_cancel_after_the_last_frame_is_dropped(tmp_path):
+    """A cancel that arrives once the job has rendered its last frame cannot stop it: the job is done and the
+    cancel file goes, so a later batch skips it as finished instead of calling it cancelled."""
+    from functools import partial
+
+    folder, root = tmp_path / "presets", tmp_path / "out"
+    write_preset(folder, "a")
+    first = run_batch(discover_jobs([str(folder)]), root, workers=1, render=partial(render_then_cancel, root))
+    assert [r["status"] for r in first.rows] == ["done"] and not control.cancel_requested(root, "a")
+    second = run_batch(discover_jobs([str(folder)]), root, workers=1, render=grey_render)
+    assert [r["status"] for r in second.rows] == ["skipped"]
+
+
+def render_then_cancel(root, run, **kwargs):
+    """grey_render, then a cancel request for the job: too late, every frame is on disk."""
+    grey_render(run, **kwargs)
+    control.cancel(root, run.dir.name)

@@ -1,4 +1,4 @@
-"""`python -m tests.serve.screenshot [PNG]`: render the demo batch (one job done, one failed, one running), open
+"""`python -m tests.serve.screenshot [--phone] [PNG]`: render the demo batch (one job done, one failed, one running), open
 the dashboard in headless Chromium and save a screenshot (default docs/dashboard.png). Takes about 30 s."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from tests.serve.browser import browser_missing, card_state, chromium, demo_pres
 from tests.serve.helpers import serving
 
 
-def capture(out: Path) -> None:
+def capture(out: Path, width: int = 1200, height: int = 900) -> None:
     """Run the demo batch into a temp root and screenshot the page once a is done, b failed and c is rendering."""
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -22,7 +22,7 @@ def capture(out: Path) -> None:
         folder = demo_presets(tmp_path / "presets", tmp_path / "init.png", size=128, long_frames=300)
         batch = start_batch(folder, tmp_path / "out", tmp_path / "batch.log")
         try:
-            with serving(tmp_path / "out", "screenshot") as port, chromium(1200, 900) as driver:
+            with serving(tmp_path / "out", "screenshot") as port, chromium(width, height) as driver:
                 driver.get(f"http://127.0.0.1:{port}/")
                 wait = WebDriverWait(driver, 180, poll_frequency=0.2)
                 wait.until(lambda d: card_state(d, "a_zoom")["picks_loaded"]
@@ -45,7 +45,10 @@ def main(argv: list[str]) -> int:
     if (why := browser_missing()) is not None:
         print(why, file=sys.stderr)
         return 2
-    capture(Path(argv[0]) if argv else ROOT / "docs" / "dashboard.png")
+    phone = "--phone" in argv  # a phone's viewport (390 x 844 CSS px)
+    argv = [a for a in argv if a != "--phone"]
+    default = ROOT / "docs" / ("dashboard-phone.png" if phone else "dashboard.png")
+    capture(Path(argv[0]) if argv else default, *((390, 844) if phone else ()))
     return 0
 
 

@@ -16,10 +16,12 @@ from anim.motion.hybrid import estimate_hybrid_matrix, hybrid_flow, warp_by_hybr
 from anim.preset.sections import Hybrid
 
 
-def composite(image: torch.Tensor, source: torch.Tensor, row: dict, settings: Hybrid,
-              depth: torch.Tensor | None = None) -> torch.Tensor:
-    """The input frame composited into `image`: through the comp mask (if any), then blended by the frame's
-    comp_alpha (0 keeps `image` bit for bit, 1 gives the composite)."""
+def composite(image: torch.Tensor, source: torch.Tensor, row: dict, settings: Hybrid, depth_model=None,
+              prev: torch.Tensor | None = None) -> torch.Tensor:
+    """The input frame composited into `image`: through the comp mask (if any; a depth mask's map is estimated
+    here, by `depth_model` from `prev` or the input frame, only when this composite runs), then blended by the
+    frame's comp_alpha (0 keeps `image` bit for bit, 1 gives the composite)."""
+    depth = comp_depth(settings, depth_model, prev, source, row)
     mask = comp_mask(image, source, depth, row, settings)
     return masked_composite(image, source, mask, row["hybrid_comp_alpha"])
 
@@ -48,29 +50,30 @@ def hybrid_motion(image: torch.Tensor, reference, source, settings: Hybrid, flow
 
 
 def hybrid_before_diffusion(warped: torch.Tensor, source, source_before, row: dict, settings: Hybrid,
-                            depth: torch.Tensor | None = None) -> torch.Tensor:
+                            depth_model=None, prev: torch.Tensor | None = None) -> torch.Tensor:
     """The init of a hybrid frame from the camera-warped previous output `warped`, input frame t `source` and
     the input frame of the previous key `source_before`: 'before_motion' composite, hybrid motion, 'normal'
-    composite (Deforum's order; the colour/contrast/noise of step 3 follow). `depth`: see comp_depth."""
+    composite (Deforum's order; the colour/contrast/noise of step 3 follow). `depth_model` and the previous
+    output `prev` serve a depth comp mask (see comp_depth)."""
     source_t = _tensor_like(source, warped)
     image = warped
     if settings.composite == "before_motion":
-        image = composite(image, source_t, row, settings, depth)
+        image = composite(image, source_t, row, settings, depth_model, prev)
     if settings.motion != "none":
         reference = image if settings.use_prev_img else source_before
         image = hybrid_motion(image, reference, source_t, settings, float(row["hybrid_flow_factor"]))
     if settings.composite == "normal":
-        image = composite(image, source_t, row, settings, depth)
+        image = composite(image, source_t, row, settings, depth_model, prev)
     return image
 
 
-def hybrid_after_generation(image: torch.Tensor, source, row: dict, settings: Hybrid,
-                            depth: torch.Tensor | None = None) -> torch.Tensor:
+def hybrid_after_generation(image: torch.Tensor, source, row: dict, settings: Hybrid, depth_model=None,
+                            prev: torch.Tensor | None = None) -> torch.Tensor:
     """Deforum's 'After Generation' composite: the input frame composited into the diffused output (frames after
     the first; before the output's colour match). Other composites return `image` unchanged."""
     if settings.composite != "after_generation" or source is None:
         return image
-    return composite(image, _tensor_like(source, image), row, settings, depth)
+    return composite(image, _tensor_like(source, image), row, settings, depth_model, prev)
 
 
 def follow_video(image: torch.Tensor, frame_from, frame_to, row: dict, settings: Hybrid) -> torch.Tensor:

@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from anim.coherence import prepare_reference
-from anim.coherence.hybrid import comp_depth, follow_video, hybrid_after_generation
+from anim.coherence.hybrid import follow_video, hybrid_after_generation
 from anim.coherence.stages import video_reference_frame
 from anim.engine.cache import ModelCache
 from anim.engine.makers import DiffusionMaker, PreviewMaker
@@ -267,9 +267,7 @@ class FrameLoop:
         times["diffusion"] += time.perf_counter() - started
         started = time.perf_counter()
         if prev is not None:  # hybrid video 'after_generation': the input frame blended into the output
-            depth = comp_depth(self.p.hybrid, maker.camera.depth_model, prev, source, row) if source is not None \
-                and self.p.hybrid.composite == "after_generation" else None
-            image = hybrid_after_generation(image, source, row, self.p.hybrid, depth)
+            image = hybrid_after_generation(image, source, row, self.p.hybrid, maker.camera.depth_model, prev)
         reference = self.reference_for(frame) if prev is not None else self.reference  # video_input: after frame 0
         image = maker.finish(image, reference)  # 6. colour match the output again
         times["warp+coherence"] += time.perf_counter() - started

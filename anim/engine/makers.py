@@ -11,7 +11,7 @@ from functools import partial
 
 import torch
 
-from anim.coherence.hybrid import comp_depth, hybrid_before_diffusion
+from anim.coherence.hybrid import hybrid_before_diffusion
 from anim.coherence.masks import desaturate_outside, overlay
 from anim.coherence.stages import finish, flow_coherence, follow_flow, prepare_init
 from anim.engine.cache import ModelCache
@@ -31,7 +31,7 @@ from anim.runfolder import Run
 def make_camera(run: Run, device: torch.device, dtype: torch.dtype = torch.float32) -> Camera:
     """The run's camera, with its depth model loaded when the motion is 3D or a hybrid comp mask is a depth map."""
     p = run.preset
-    wanted = p.motion.mode == "3d" or (p.hybrid.active and p.hybrid.comp_mask in ("depth", "video_depth"))
+    wanted = p.motion.mode == "3d" or (p.hybrid.composite != "none" and p.hybrid.comp_mask in ("depth", "video_depth"))
     depth_model = load_depth_model(p.motion.depth_model, device=device, dtype=dtype) if wanted else None
     return Camera(p, depth_model, depth_dir=run.dir / "depth")
 
@@ -69,8 +69,8 @@ class PreviewMaker:
     def cohere(self, warped, prev, source, row: dict, reference, before: int) -> torch.Tensor:
         if self.video is None:
             return warped
-        depth = comp_depth(self.preset.hybrid, self.camera.depth_model, prev, source, row)
-        return hybrid_before_diffusion(warped, source, self.video.frame(before), row, self.preset.hybrid, depth)
+        return hybrid_before_diffusion(warped, source, self.video.frame(before), row, self.preset.hybrid,
+                                       self.camera.depth_model, prev)
 
     def close(self, log) -> None:
         if self.video is not None:
@@ -187,8 +187,8 @@ class DiffusionMaker:
         video (anim.coherence.hybrid), is the init."""
         if self.preset.hybrid.active:
             self._guide = None
-            depth = comp_depth(self.preset.hybrid, self.camera.depth_model, prev, source, row)
-            init = hybrid_before_diffusion(warped, source, self.video.frame(before), row, self.preset.hybrid, depth)
+            init = hybrid_before_diffusion(warped, source, self.video.frame(before), row, self.preset.hybrid,
+                                           self.camera.depth_model, prev)
             return prepare_init(init, reference, row, self.preset, noise_mask=self._noise_mask(row, init))
         init = warped if source is None else torch.lerp(source, warped, float(row["video_blend"]))
         self._guide = None

@@ -12,13 +12,13 @@ import numpy as np
 import torch
 from PIL import Image, ImageChops, ImageEnhance, ImageOps
 
+from anim.media.tensors import to_uint8_hwc
 from anim.preset.sections import Hybrid
 
 
 def grey_u8(image: torch.Tensor) -> Image.Image:
     """A (1, 3, H, W) [0, 1] image as PIL's 8-bit grey (ImageOps.grayscale of its 8-bit RGB)."""
-    rgb = (image[0].permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-    return ImageOps.grayscale(Image.fromarray(rgb))
+    return ImageOps.grayscale(Image.fromarray(to_uint8_hwc(image)))
 
 
 def depth_u8(depth: torch.Tensor) -> Image.Image:

@@ -17,6 +17,7 @@ from PIL import Image, ImageEnhance, ImageFilter, ImageOps, UnidentifiedImageErr
 from anim.coherence.filters import gaussian_blur
 from anim.errors import InputError
 from anim.media.images import MAX_IMAGE_PIXELS, cover_resize
+from anim.media.tensors import to_uint8_hwc
 
 # A1111 masking.fill: (blur radius, times composited) from wide to sharp
 FILL_PASSES = ((256, 1), (64, 1), (16, 2), (4, 4), (2, 2), (0, 1))
@@ -116,7 +117,7 @@ def overlay(generated: torch.Tensor, init: torch.Tensor, mask: torch.Tensor) -> 
 def fill_masked(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """A1111's `fill`: inside the mask, the colours around it smeared in by ever sharper blurs of the unmasked
     image (premultiplied alpha); exactly `image` where the mask is 0. (1, 3, H, W) in [0, 1]."""
-    rgb = (image[0].permute(1, 2, 0).detach().float().cpu().numpy() * 255.0).round().clip(0, 255).astype(np.uint8)
+    rgb = to_uint8_hwc(image)
     levels = (mask[0, 0].detach().float().cpu().numpy() * 255.0).round().clip(0, 255).astype(np.uint8)
     keep = ImageOps.invert(Image.fromarray(levels, mode="L"))
     masked = Image.new("RGBa", keep.size)

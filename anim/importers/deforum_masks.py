@@ -11,8 +11,8 @@ from anim.errors import ScheduleError
 from anim.importers.common import flag, number, path_value
 from anim.keyframes import parse_text_schedule
 from anim.keyframes.mask_expr import MaskExprError, parse_mask_expr
+from anim.preset.sections import MASK_FILLS
 
-FILLS = ("fill", "original", "latent_noise", "latent_nothing")  # Deforum's fill index 0..3 (A1111's)
 MASK_KEYS = ("use_alpha_as_mask", "mask_file", "invert_mask", "mask_contrast_adjust", "mask_brightness_adjust",
              "overlay_mask", "mask_overlay_blur", "fill", "full_res_mask", "full_res_mask_padding",
              "mask_schedule", "noise_mask_schedule", "video_mask_path")
@@ -98,7 +98,7 @@ def _mask_settings(r) -> None:
         r.put(("mask", "blur_px"), blur, "mask_overlay_blur")
     fill = number(r.get("fill"))
     if fill is not None and int(fill) in range(4):
-        r.put(("mask", "fill"), FILLS[int(fill)], "fill")
+        r.put(("mask", "fill"), MASK_FILLS[int(fill)], "fill")  # Deforum's fill index is A1111's
     else:
         r.note("fill", r.get("fill"), "unknown fill; original is used")
     if flag(r.get("full_res_mask")):

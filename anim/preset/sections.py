@@ -12,6 +12,8 @@ from pydantic import (
     model_validator,
 )
 
+from anim.keyframes.mask_expr import BUILTIN as MASK_BUILTIN  # {everywhere} {init_mask} {video_mask} {human_mask}
+
 # A scheduled value: Deforum string, bare number, or mapping frame -> number | expr | {value, ease}.
 Sched = Union[float, int, str, dict[Union[int, str], Any]]
 # A text schedule (anim.keyframes.texts): Deforum string '0: ("Euler a"), 30: ("DPM++ 2M")' or mapping frame -> text.
@@ -214,8 +216,7 @@ class Output(_Section):
         return value
 
 
-MASK_FILLS = ("fill", "original", "latent_noise", "latent_nothing")  # A1111's inpainting_fill 0..3
-MASK_BUILTINS = ("everywhere", "init_mask", "video_mask", "human_mask")  # anim.keyframes.mask_expr.BUILTIN
+MASK_FILLS = ("fill", "original", "latent_noise", "latent_nothing")  # A1111's inpainting_fill 0..3, in its order
 
 
 class Mask(_Section):
@@ -230,7 +231,7 @@ class Mask(_Section):
     contrast: float = Field(1.0, ge=0.0, le=10.0)  # of the init mask (Deforum mask_contrast_adjust)
     brightness: float = Field(1.0, ge=0.0, le=10.0)  # of the init mask (Deforum mask_brightness_adjust)
     blur_px: float = Field(4.0, ge=0.0, le=64.0)  # A1111 mask_blur: Gaussian sigma before the latent mask
-    fill: Literal["fill", "original", "latent_noise", "latent_nothing"] = "original"  # what the masked area starts as
+    fill: Literal[MASK_FILLS] = "original"  # what the masked area starts as
     overlay: bool = True  # paste the init back outside the mask after decoding (A1111's overlay)
     overlay_blur_px: float = Field(4.0, ge=0.0, le=64.0)  # Gaussian sigma of the overlay's mask
     named: dict[str, str] = Field(default_factory=dict)  # NAME -> mask image, for {NAME} in the expressions
@@ -242,8 +243,8 @@ class Mask(_Section):
     @classmethod
     def _plain_names(cls, value: dict[str, str]) -> dict[str, str]:
         for name in value:
-            if not str(name).isidentifier() or name in MASK_BUILTINS:
-                raise ValueError(f"mask name {name!r} must be a plain word and not one of {', '.join(MASK_BUILTINS)}")
+            if not str(name).isidentifier() or name in MASK_BUILTIN:
+                raise ValueError(f"mask name {name!r} must be a plain word and not one of {', '.join(MASK_BUILTIN)}")
         return value
 
     @property

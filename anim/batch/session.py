@@ -20,18 +20,27 @@ STOP = "stop"  # finish the current frame, then stop every job
 DRAIN = "drain"  # start no new job (the disk guard); running jobs finish
 
 
-def sweep(root: Path) -> None:
-    """Delete the session folders that batch parents on this host left when they were killed.
+def session_parent(folder: Path) -> tuple[str, int] | None:
+    """(host, pid) of the batch parent that made a session folder, or None when its name does not parse. A
+    session id reads `<YYYYmmdd-HHMMSS>-<host>-<pid>-<token>`."""
+    head, _, _token = folder.name.rpartition("-")
+    head, _, pid = head.rpartition("-")
+    return (head[16:], int(pid)) if pid.isdigit() else None
 
-    A session id reads `<YYYYmmdd-HHMMSS>-<host>-<pid>-<token>`; a folder whose parent pid is gone goes.
-    """
+
+def parent_gone(folder: Path) -> bool:
+    """Whether a session folder's batch parent was on this host and is gone (killed); another host's parent is
+    not known gone."""
     from anim.batch.claims import pid_alive
 
-    host = socket.gethostname()
+    parent = session_parent(folder)
+    return parent is not None and parent[0] == socket.gethostname() and not pid_alive(parent[1])
+
+
+def sweep(root: Path) -> None:
+    """Delete the session folders that batch parents on this host left when they were killed."""
     for folder in (root / ".batch").glob("*") if (root / ".batch").is_dir() else ():
-        head, _, rest = folder.name.rpartition("-")  # rest: the token
-        head, _, pid = head.rpartition("-")
-        if head[16:] == host and pid.isdigit() and not pid_alive(int(pid)):
+        if parent_gone(folder):
             shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import time
 from pathlib import Path
 
 from anim.batch.claims import held, pid_alive
 from anim.batch.control import cancel_requested, paused, requeue_requested
 from anim.batch.report import picks
+from anim.batch.session import parent_gone, session_parent
 from anim.media.png import is_complete_png
 
 RESOLVED = "preset.resolved.yaml"
@@ -43,14 +43,8 @@ def live_sessions(root: Path) -> list[Path]:
     """Session folders of batch calls still running (their parent pid lives on this host; other hosts count
     as live), oldest first."""
     folder = root / ".batch"
-    live = []
-    for session in sorted(folder.iterdir()) if folder.is_dir() else ():
-        head, _, _token = session.name.rpartition("-")
-        head, _, pid = head.rpartition("-")
-        if not pid.isdigit() or (head[16:] == socket.gethostname() and not pid_alive(int(pid))):
-            continue
-        live.append(session)
-    return live
+    return [session for session in (sorted(folder.iterdir()) if folder.is_dir() else ())
+            if session_parent(session) is not None and not parent_gone(session)]
 
 
 def lock_held(run_dir: Path) -> bool:

@@ -86,10 +86,9 @@ def mask_specs(preset: Preset) -> tuple[TextSpec, ...]:
         return ()
     check = canonical_checker(mask.names())
     default = mask.default_expression()
-    noise_default = mask.schedule if mask.noise_schedule is None and mask.schedule is not None else None
+    noise = mask.noise_schedule if mask.noise_schedule is not None else mask.schedule
     return ((("mask", "schedule"), "mask", mask.schedule, default, check),
-            (("mask", "noise_schedule"), "noise_mask", mask.noise_schedule if noise_default is None else noise_default,
-             default, check))
+            (("mask", "noise_schedule"), "noise_mask", noise, default, check))
 
 
 def check_schedules(loaded: LoadedPreset) -> None:

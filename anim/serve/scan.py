@@ -17,6 +17,7 @@ from anim.batch.control import cancel_requested, paused, requeue_requested
 from anim.batch.report import picks
 from anim.batch.session import parent_gone, session_parent
 from anim.media.png import is_complete_png
+from anim.runfolder import LOCK
 
 RESOLVED = "preset.resolved.yaml"
 LOG_TAIL_LINES = 30
@@ -50,7 +51,7 @@ def live_sessions(root: Path) -> list[Path]:
 def lock_held(run_dir: Path) -> bool:
     """True when a render.py process holds the run folder's lock (its pid, written in .lock, is alive)."""
     try:
-        text = (run_dir / ".lock").read_text(encoding="utf-8").strip()
+        text = (run_dir / LOCK).read_text(encoding="utf-8").strip()
     except OSError:
         return False
     return text.isdigit() and pid_alive(int(text))
